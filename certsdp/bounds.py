@@ -1,0 +1,107 @@
+"""Per-example upper bounds from Lipschitz-type constants: Frobenius, spectral and SDP (eq. 11, 17, 18).
+
+All three have the form ``f^{ij}(x~) <= f^{ij}(x) + eps * K_ij`` over the box ``|x~ - x|_inf <= eps``
+(mean value theorem, eq. 7: the gradient of ``f^{ij}`` is ``W^T diag(v) s`` with ``s in [0,1]^m``,
+and its l1 norm is at most ``max_{s in [0,1]^m} ||W^T diag(v) s||_1``):
+
+* SDP (eq. 11-12):  ``K = S_ij / 4``, ``S_ij`` the certified SDP value (:mod:`certsdp.sdp_pairs`);
+* spectral (eq. 18): ``K = sqrt(d) ||W||_2 ||v||_2`` (``||.||_1 <= sqrt(d)||.||_2``,
+  ``||diag(v) s||_2 <= ||v||_2``);
+* Frobenius (eq. 17): ``K = sqrt(d) ||W||_F ||v||_2`` (``||W||_2 <= ||W||_F``).
+
+so ``SDP <= spectral <= Frobenius`` always. Clipping the box to a pixel range can only shrink the
+set, so these bounds stay valid under clipping (they do not get tighter). Every constant and every
+bound is rounded upwards (:mod:`certsdp.rounding`).
+
+Array convention (shared with :mod:`certsdp.lp_bound`): ``U[n, i]`` bounds
+``max_{x~} f_i(x~) - f_{y_n}(x~)``; ``U[n, y_n] = -inf``; example n is certified iff
+``max_i U[n, i] < 0``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from certsdp.errors import InputError
+from certsdp.psd_check import spectral_norm_upper
+from certsdp.rounding import gamma, scores_upper_margins, up
+from certsdp.weights import Weights
+
+
+def check_eps(eps: float) -> float:
+    """``eps`` as a float, or :class:`InputError` if it is negative or not finite."""
+    try:
+        value = float(eps)
+    except (TypeError, ValueError):
+        raise InputError(f"eps must be a number, got {eps!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise InputError(f"eps must be finite and >= 0, got {eps}")
+    return value
+
+
+def check_labels(y: np.ndarray, n: int, k: int) -> np.ndarray:
+    """Labels as int64 (n,), each in ``[0, k)``, or :class:`InputError`."""
+    arr = np.asarray(y)
+    if arr.shape != (n,):
+        raise InputError(f"labels: expected shape ({n},), got {arr.shape}")
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
+            raise InputError("labels must be integers")
+    arr = arr.astype(np.int64)
+    if arr.size and (arr.min() < 0 or arr.max() >= k):
+        raise InputError(f"labels must lie in [0, {k}), got range [{arr.min()}, {arr.max()}]")
+    return arr
+
+
+def _norm2_upper(x: np.ndarray) -> float:
+    """Upper bound of the Euclidean norm of a float64 vector/matrix (relative error <= gamma_{n+2})."""
+    x = np.asarray(x, dtype=np.float64)
+    return up(float(np.sqrt(np.sum(x * x))) * (1.0 + 2.0 * gamma(x.size + 2)))
+
+
+def pair_v_norms(weights: Weights) -> np.ndarray:
+    """``||V_i - V_j||_2`` for all pairs, rounded up (k x k)."""
+    k = weights.k
+    out = np.zeros((k, k))
+    for i in range(k):
+        for j in range(k):
+            if i != j:
+                # fl(V_i - V_j) has relative error u per entry: absorbed by the gamma_{n+2} factor
+                out[i, j] = _norm2_upper(weights.V[i] - weights.V[j]) * (1.0 + 2.0**-52)
+    return out
+
+
+def frobenius_constants(weights: Weights) -> np.ndarray:
+    """``K_ij = sqrt(d) ||W||_F ||V_i - V_j||_2`` (eq. 17), rounded up."""
+    scale = up(up(math.sqrt(weights.d)) * _norm2_upper(weights.W))
+    return up(scale * pair_v_norms(weights))
+
+
+def spectral_constants(weights: Weights) -> np.ndarray:
+    """``K_ij = sqrt(d) ||W||_2 ||V_i - V_j||_2`` (eq. 18), ``||W||_2`` certified by Cholesky."""
+    scale = up(up(math.sqrt(weights.d)) * spectral_norm_upper(weights.W))
+    return up(scale * pair_v_norms(weights))
+
+
+def sdp_constants(S_upper: np.ndarray) -> np.ndarray:
+    """``K_ij = S_ij / 4`` (eq. 11); division by 4 is exact in binary floating point."""
+    K = np.asarray(S_upper, dtype=np.float64) / 4.0
+    if np.any(np.isnan(K[~np.eye(K.shape[0], dtype=bool)])):
+        raise InputError("SDP table is missing some class pairs")
+    return K
+
+
+def lipschitz_upper_bounds(weights: Weights, X: np.ndarray, y: np.ndarray, eps: float,
+                           K: np.ndarray) -> np.ndarray:
+    """``U[n, i] >= f^{i y_n}(x_n) + eps K[i, y_n]`` (n x k), float64 rounded up; ``U[n, y_n] = -inf``."""
+    X = weights.check_inputs(X)
+    y = check_labels(y, X.shape[0], weights.k)
+    eps = check_eps(eps)
+    margins = scores_upper_margins(weights.W, weights.b, weights.V, weights.c, X, y)
+    slack = up(eps * K[:, y].T)  # (n, k): eps * K[i, y_n]
+    slack[np.arange(X.shape[0]), y] = 0.0
+    U = up(margins + slack)
+    U[np.arange(X.shape[0]), y] = -np.inf
+    return U

@@ -1,0 +1,49 @@
+"""The ``certsdp`` command line.
+
+Each subcommand lives in its own module under :mod:`certsdp.commands` and exposes
+``register(subparsers)``, which adds its parser and sets ``func`` to a callable taking the parsed
+arguments and returning an exit code. Bad input (:class:`certsdp.errors.InputError`) becomes a
+one-line message on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from certsdp.errors import InputError
+
+COMMANDS = ("certify", "attack", "data")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="certsdp",
+        description="Certified defenses against adversarial examples (Raghunathan et al., ICLR 2018).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"certsdp.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"certsdp.commands.{name}":
+                continue  # subcommand not shipped in this build
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except InputError as exc:
+        print(f"certsdp {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""Directed rounding and floating-point error bounds for float64 certificates.
+
+A certificate must be a true upper bound on a real-number quantity even though it is computed in
+IEEE-754 double precision with round-to-nearest. This module gives the few tools used to make
+that so (Higham, *Accuracy and Stability of Numerical Algorithms*, 2nd ed.):
+
+* ``gamma(n) = n u / (1 - n u)`` with unit roundoff ``u = 2**-53`` bounds the relative error of a
+  dot product of length ``n`` evaluated in any order (Higham Lemma 3.1, eq. 3.5), also with FMA;
+* :func:`up` moves a computed value one ulp towards ``+inf`` (a result of one round-to-nearest
+  operation is within half an ulp, so this is a safe upper bound of the exact result);
+* :func:`sum_up` is an exactly rounded sum (``math.fsum``) moved one ulp up.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+UNIT_ROUNDOFF = 2.0**-53
+TINY = 2.0**-1022  # smallest normal double; absolute slack for underflow in error bounds
+
+
+def gamma(n: int) -> float:
+    """Higham's ``gamma_n = n u / (1 - n u)`` (requires ``n u < 1``)."""
+    nu = n * UNIT_ROUNDOFF
+    if nu >= 0.5:
+        raise ValueError(f"gamma({n}) is not defined for n u >= 1/2")
+    return up(nu / (1.0 - nu))
+
+
+def up(x: float | np.ndarray) -> float | np.ndarray:
+    """Next float towards ``+inf``: an upper bound of the exact value of one rounded operation."""
+    out = np.nextafter(x, np.inf)
+    return float(out) if np.ndim(out) == 0 else out
+
+
+def sum_up(values: np.ndarray | list[float]) -> float:
+    """An upper bound of the exact sum of finite floats (exactly rounded ``fsum``, one ulp up)."""
+    total = math.fsum(np.asarray(values, dtype=np.float64).ravel().tolist())
+    if not math.isfinite(total):
+        raise FloatingPointError("sum_up: non-finite sum")
+    return up(total)
+
+
+def mul_up(a: float, b: float) -> float:
+    """An upper bound of the exact product ``a * b`` of two floats."""
+    return up(a * b)
+
+
+def scores_upper_margins(W: np.ndarray, b: np.ndarray, V: np.ndarray, c: np.ndarray,
+                         X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Upper bounds ``U[n, i] >= f_i(x_n) - f_{y_n}(x_n)`` evaluated in float64 with error bounds.
+
+    ``f(x) = V relu(W x + b) + c``. With ``h = W x + b`` computed as a length-``d+1`` dot product,
+    ``|fl(h) - h| <= gamma_{d+1} (|W||x| + |b|) =: e_h``; relu is 1-Lipschitz; the score
+    ``s = V r + c`` has ``|fl(s) - s| <= gamma_{m+1} (|V||r| + |c|) + |V| e_h``; the difference of
+    two scores adds one more rounding. The bound terms are themselves computed in floating point,
+    so they are inflated by a factor 2 (they are ~1e-13 of the scores, so this costs nothing).
+    The entry ``U[n, y_n]`` is ``-inf``.
+    """
+    n, d = X.shape
+    m = W.shape[0]
+    h = X @ W.T + b
+    e_h = gamma(d + 1) * (np.abs(X) @ np.abs(W).T + np.abs(b))
+    r = np.maximum(h, 0.0)
+    s = r @ V.T + c
+    e_s = gamma(m + 1) * (r @ np.abs(V).T + np.abs(c)) + e_h @ np.abs(V).T
+    rows = np.arange(n)
+    diff = s - s[rows, y][:, None]
+    err = e_s + e_s[rows, y][:, None] + UNIT_ROUNDOFF * np.abs(diff)
+    U = up(diff + 2.0 * err)
+    U[rows, y] = -np.inf
+    return U

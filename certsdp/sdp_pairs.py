@@ -1,0 +1,140 @@
+"""The SDP certificate constants ``S_ij`` for all class pairs of a network (paper eq. 12).
+
+``S_ij = max <M(V_i - V_j, W), P>`` depends only on the weights, so it is computed once per
+network; the per-example bound is then ``f^{ij}(x) + eps/4 * S_ij`` for every eps (eq. 11).
+Because ``M(-v) = -M(v)`` is conjugate to ``M(v)`` (flip the signs of the input block),
+``S_ij = S_ji`` and only the ``k(k-1)/2`` unordered pairs are solved.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from certsdp.errors import InputError
+from certsdp.sdp_certificate import SDPCertificate
+from certsdp.sdp_fast import FastSDPOptions, solve_block
+from certsdp.sdp_matrix import block_error_bound, coupling_block
+from certsdp.weights import Weights
+
+PairSolver = Callable[[Weights, int, int], SDPCertificate]
+
+
+@dataclass
+class PairTable:
+    """Certified ``S_ij`` (upper) and primal values (lower) for the pairs of one network."""
+
+    k: int
+    upper: np.ndarray  # (k, k), symmetric, nan on the diagonal
+    lower: np.ndarray  # (k, k)
+    certificates: dict[tuple[int, int], SDPCertificate] = field(default_factory=dict, repr=False)
+    seconds: float = 0.0
+    weights_sha256: str = ""
+
+    def pairs_json(self) -> list[dict[str, float | int | str]]:
+        """Rows ``{"i", "j", "upper", "lower", "gap", "rel_gap", "seconds", "solver"}`` for i < j."""
+        rows: list[dict[str, float | int | str]] = []
+        for (i, j), cert in sorted(self.certificates.items()):
+            rows.append({"i": i, "j": j, "upper": cert.upper, "lower": cert.lower, "gap": cert.gap,
+                         "rel_gap": cert.rel_gap, "seconds": cert.seconds, "solver": cert.solver})
+        return rows
+
+    @property
+    def max_gap(self) -> float:
+        return max((c.gap for c in self.certificates.values()), default=float("nan"))
+
+    @property
+    def max_rel_gap(self) -> float:
+        return max((c.rel_gap for c in self.certificates.values()), default=float("nan"))
+
+
+def fast_pair_solver(options: FastSDPOptions | None = None) -> PairSolver:
+    """The default solver: :func:`certsdp.sdp_fast.solve_block` on ``v = V_i - V_j``."""
+
+    def solve(weights: Weights, i: int, j: int) -> SDPCertificate:
+        B = coupling_block(weights.W, weights.V[i] - weights.V[j])
+        return solve_block(B, block_error_bound(weights.W, weights.V, i, j), options)
+
+    return solve
+
+
+def solve_pairs(weights: Weights, solver: PairSolver | None = None,
+                pairs: list[tuple[int, int]] | None = None, progress: bool = True) -> PairTable:
+    """Certify ``S_ij`` for ``pairs`` (default: all ``i < j``), with a progress bar over pairs."""
+    solver = solver or fast_pair_solver()
+    k = weights.k
+    todo = sorted({(min(i, j), max(i, j)) for i, j in (pairs or itertools.combinations(range(k), 2))})
+    for i, j in todo:
+        if i == j or not (0 <= i < k and 0 <= j < k):
+            raise InputError(f"invalid class pair ({i}, {j}) for k = {k}")
+    upper = np.full((k, k), np.nan)
+    lower = np.full((k, k), np.nan)
+    table = PairTable(k=k, upper=upper, lower=lower, weights_sha256=weights.content_hash())
+    t0 = time.perf_counter()
+    bar = tqdm(todo, desc="SDP pairs", unit="pair", disable=not progress)
+    for i, j in bar:
+        cert = solver(weights, i, j)
+        table.certificates[(i, j)] = cert
+        upper[i, j] = upper[j, i] = cert.upper
+        lower[i, j] = lower[j, i] = cert.lower
+        bar.set_postfix(S=f"{cert.upper:.4g}", gap=f"{cert.gap:.1e}")
+    table.seconds = time.perf_counter() - t0
+    return table
+
+
+def save_pair_table(table: PairTable, path: str) -> None:
+    """Store a table with its certified dual vectors (``.npz``), so that it can be re-checked."""
+    keys = sorted(table.certificates)
+    certs = [table.certificates[key] for key in keys]
+    np.savez_compressed(
+        path,
+        k=table.k,
+        pairs=np.array(keys, dtype=np.int64).reshape(-1, 2),
+        upper=np.array([c.upper for c in certs]),
+        lower=np.array([c.lower for c in certs]),
+        duals=np.array([c.dual for c in certs]),
+        seconds=np.array([c.seconds for c in certs]),
+        solver=np.array([c.solver for c in certs]),
+        weights_sha256=table.weights_sha256,
+    )
+
+
+def load_pair_table(path: str, weights: Weights, progress: bool = False) -> PairTable:
+    """Load a table saved by :func:`save_pair_table` and **re-certify** every stored dual vector.
+
+    The stored upper bounds are never trusted: each one is recomputed from its dual vector by the
+    Cholesky test (about 15 ms a pair), so a stale or edited file cannot yield a wrong certificate.
+    A file made for other weights is rejected.
+    """
+    from certsdp.sdp_certificate import certify_dual
+
+    try:
+        z = np.load(path, allow_pickle=False)
+    except Exception as exc:
+        raise InputError(f"SDP table {path} could not be read: {exc}") from None
+    with z:
+        if str(z["weights_sha256"]) != weights.content_hash():
+            raise InputError(f"SDP table {path} was computed for other weights")
+        k = int(z["k"])
+        table = PairTable(k=k, upper=np.full((k, k), np.nan), lower=np.full((k, k), np.nan),
+                          weights_sha256=weights.content_hash())
+        d = weights.d
+        pairs = z["pairs"].tolist()
+        for row, (i, j) in enumerate(tqdm(pairs, desc="re-check SDP duals", disable=not progress)):
+            dual = z["duals"][row]
+            B = coupling_block(weights.W, weights.V[i] - weights.V[j])
+            c_T = dual[1:1 + d]
+            c_U = np.r_[dual[0], dual[1 + d:]]
+            upper, tau, _ = certify_dual(B, c_T, c_U, block_error_bound(weights.W, weights.V, i, j))
+            cert = SDPCertificate(upper=upper, lower=float(z["lower"][row]), dual=dual, shift=tau,
+                                  margin=block_error_bound(weights.W, weights.V, i, j),
+                                  solver=str(z["solver"][row]) + "+recheck", seconds=float(z["seconds"][row]))
+            table.certificates[(i, j)] = cert
+            table.upper[i, j] = table.upper[j, i] = upper
+            table.lower[i, j] = table.lower[j, i] = cert.lower
+    return table

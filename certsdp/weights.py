@@ -1,0 +1,129 @@
+"""Plain weights of a one-hidden-layer ReLU network and their ``.npz`` interchange format.
+
+The network is ``scores(x) = V relu(W x + b) + c`` (paper section 2, with biases), with
+``W`` (m x d), ``b`` (m), ``V`` (k x m), ``c`` (k). All certificate code works on a validated
+:class:`Weights` held in float64, so that bounds are computed in double precision.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from certsdp.errors import InputError
+
+WEIGHT_KEYS = ("W", "b", "V", "c")
+
+
+def _as_finite_array(name: str, value: object, ndim: int) -> np.ndarray:
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"weights: {name} is not numeric ({exc})") from None
+    if arr.ndim != ndim:
+        raise InputError(f"weights: {name} must be {ndim}-dimensional, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        raise InputError(f"weights: {name} has {bad} NaN or infinite entries")
+    return arr
+
+
+@dataclass(frozen=True)
+class Weights:
+    """Validated float64 weights ``W (m x d), b (m), V (k x m), c (k)``."""
+
+    W: np.ndarray
+    b: np.ndarray
+    V: np.ndarray
+    c: np.ndarray
+
+    def __post_init__(self) -> None:
+        W = _as_finite_array("W", self.W, 2)
+        b = _as_finite_array("b", self.b, 1)
+        V = _as_finite_array("V", self.V, 2)
+        c = _as_finite_array("c", self.c, 1)
+        m, d = W.shape
+        k = V.shape[0]
+        if d < 1 or m < 1:
+            raise InputError(f"weights: W must be non-empty, got shape {W.shape}")
+        if b.shape != (m,):
+            raise InputError(f"weights: b must have shape ({m},) to match W {W.shape}, got {b.shape}")
+        if V.shape[1] != m:
+            raise InputError(f"weights: V must have {m} columns to match W {W.shape}, got {V.shape}")
+        if k < 2:
+            raise InputError(f"weights: need at least 2 classes (rows of V), got k = {k}")
+        if c.shape != (k,):
+            raise InputError(f"weights: c must have shape ({k},) to match V {V.shape}, got {c.shape}")
+        for name, arr in zip(WEIGHT_KEYS, (W, b, V, c), strict=True):
+            arr.setflags(write=False)
+            object.__setattr__(self, name, arr)
+
+    @property
+    def d(self) -> int:
+        """Input dimension."""
+        return int(self.W.shape[1])
+
+    @property
+    def m(self) -> int:
+        """Number of hidden units."""
+        return int(self.W.shape[0])
+
+    @property
+    def k(self) -> int:
+        """Number of classes."""
+        return int(self.V.shape[0])
+
+    def hidden(self, X: np.ndarray) -> np.ndarray:
+        """Hidden activations ``relu(X W^T + b)`` for rows of ``X`` (n x d)."""
+        return np.maximum(self.check_inputs(X) @ self.W.T + self.b, 0.0)
+
+    def scores(self, X: np.ndarray) -> np.ndarray:
+        """Class scores ``relu(X W^T + b) V^T + c`` for rows of ``X`` (n x d)."""
+        return self.hidden(X) @ self.V.T + self.c
+
+    def check_inputs(self, X: np.ndarray) -> np.ndarray:
+        """Return ``X`` as a finite float64 (n x d) array or raise :class:`InputError`."""
+        arr = np.asarray(X, dtype=np.float64)
+        if arr.ndim != 2 or arr.shape[1] != self.d:
+            raise InputError(f"inputs: expected shape (n, {self.d}), got {arr.shape}")
+        if not np.all(np.isfinite(arr)):
+            raise InputError("inputs: X has NaN or infinite entries")
+        return arr
+
+    def content_hash(self) -> str:
+        """SHA-256 of the float64 weights (shape-aware), to identify a network in reports."""
+        h = hashlib.sha256()
+        for name in WEIGHT_KEYS:
+            arr = np.ascontiguousarray(getattr(self, name))
+            h.update(name.encode())
+            h.update(str(arr.shape).encode())
+            h.update(arr.tobytes())
+        return h.hexdigest()
+
+    @classmethod
+    def load(cls, path: str | Path) -> Weights:
+        """Load the ``.npz`` format (keys ``W, b, V, c``); raises :class:`InputError` if it is bad."""
+        p = Path(path)
+        if not p.is_file():
+            raise InputError(f"weights file not found: {p}")
+        try:
+            with np.load(p, allow_pickle=False) as z:
+                missing = [key for key in WEIGHT_KEYS if key not in z.files]
+                if missing:
+                    raise InputError(f"weights file {p} lacks {', '.join(missing)} (has {z.files})")
+                arrays = {key: z[key] for key in WEIGHT_KEYS}
+        except InputError:
+            raise
+        except Exception as exc:  # zipfile.BadZipFile, ValueError, OSError, ...
+            raise InputError(f"weights file {p} is not a valid .npz archive: {exc}") from None
+        try:
+            return cls(**arrays)
+        except InputError as exc:
+            raise InputError(f"{p}: {exc}") from None
+
+    def save(self, path: str | Path, dtype: type = np.float32) -> None:
+        """Save in the ``.npz`` format (float32 by default, like the paper's networks)."""
+        np.savez(Path(path), **{key: getattr(self, key).astype(dtype) for key in WEIGHT_KEYS})
