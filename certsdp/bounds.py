@@ -24,21 +24,11 @@ import math
 
 import numpy as np
 
+from certsdp.box import check_eps
 from certsdp.errors import InputError
 from certsdp.psd_check import spectral_norm_upper
 from certsdp.rounding import gamma, scores_upper_margins, up
 from certsdp.weights import Weights
-
-
-def check_eps(eps: float) -> float:
-    """``eps`` as a float, or :class:`InputError` if it is negative or not finite."""
-    try:
-        value = float(eps)
-    except (TypeError, ValueError):
-        raise InputError(f"eps must be a number, got {eps!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise InputError(f"eps must be finite and >= 0, got {eps}")
-    return value
 
 
 def check_labels(y: np.ndarray, n: int, k: int) -> np.ndarray:

@@ -15,13 +15,13 @@ from typing import Any
 import numpy as np
 
 from certsdp.bounds import (
-    check_eps,
     check_labels,
     frobenius_constants,
     lipschitz_upper_bounds,
     sdp_constants,
     spectral_constants,
 )
+from certsdp.box import check_clip, check_eps
 from certsdp.errors import InputError
 from certsdp.sdp_pairs import PairTable, solve_pairs
 from certsdp.weights import Weights
@@ -100,8 +100,7 @@ def certify(weights: Weights, X: np.ndarray, y: np.ndarray, eps: float, method: 
     X = weights.check_inputs(X)
     y = check_labels(y, X.shape[0], weights.k)
     eps = check_eps(eps)
-    if clip is not None and not clip[0] <= clip[1]:
-        raise InputError(f"clip range must have lo <= hi, got {clip}")
+    clip = check_clip(clip)
     t0 = time.perf_counter()
     if method == "sdp" and table is None:
         table = solve_pairs(weights, progress=progress)

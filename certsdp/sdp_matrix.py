@@ -57,7 +57,11 @@ def block_error_bound(W: np.ndarray, V: np.ndarray, i: int, j: int) -> float:
 
 def sdp_matrix(W: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Dense symmetric ``M(v, W)`` of size ``1 + d + m``, ordered ``(1, t_1..t_d, s_1..s_m)``."""
-    B = coupling_block(W, v)
+    return sdp_matrix_from_block(coupling_block(W, v))
+
+
+def sdp_matrix_from_block(B: np.ndarray) -> np.ndarray:
+    """Dense ``M`` from its bipartite block ``B`` (d x (1+m)), ordered ``(1, t, s)``."""
     d, m1 = B.shape
     D = d + m1
     M = np.zeros((D, D))

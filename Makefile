@@ -1,0 +1,36 @@
+# certsdp: the two commands of the README.
+#   make reproduce   set up .venv and certify the paper's own networks (Table 1, eps = 0.1)
+#   make test        set up .venv and run ruff + the whole pytest suite (what CI runs)
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+CERTSDP_DATA ?= $(abspath ../shared/data/mnist)
+NETS ?= $(abspath ../shared/data/original_nets)
+export CERTSDP_DATA
+
+.PHONY: setup test reproduce bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+setup: $(BIN)/python
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0  # CPU build; pyproject only asks for a range
+	$(BIN)/pip install -q -e ".[test]"
+
+test: setup
+	$(BIN)/ruff check certsdp tests benchmarks
+	$(BIN)/python -m pytest -q --durations=15
+
+reproduce: setup
+	mkdir -p results
+	for net in sdp_nn lp_nn; do for method in sdp lp; do \
+	  $(BIN)/certsdp certify --weights $(NETS)/$$net.npz --eps 0.1 --method $$method \
+	    --sdp-table results/$$net.sdp_table.npz --out results/original_$${net}_$$method.json || exit 1; \
+	done; done
+
+bench: setup
+	$(BIN)/python benchmarks/bench_sdp.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -1,0 +1,59 @@
+"""Shared pytest fixtures."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+MNIST_FILES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """``<repo>/../shared/data`` (read-only shared data); skips the test if it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data directory {SHARED_DATA} is absent")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    """Directory with the four MNIST .gz files: ``$CERTSDP_DATA`` if set, else ``<shared>/mnist``.
+
+    Skips the test if the directory or any of the four files is absent.
+    """
+    env = os.environ.get("CERTSDP_DATA", "")
+    path = Path(env).expanduser() if env else SHARED_DATA / "mnist"
+    missing = [name for name in MNIST_FILES if not (path / name).is_file()]
+    if missing:
+        pytest.skip(f"MNIST files not available in {path} (missing {', '.join(missing)}); set CERTSDP_DATA")
+    return path
+
+
+@pytest.fixture(scope="session")
+def original_nets(shared_dir: Path) -> Path:
+    """``<shared>/original_nets`` with the paper's SDP-NN and LP-NN; skips if absent."""
+    path = shared_dir / "original_nets"
+    missing = [name for name in ("sdp_nn.npz", "lp_nn.npz") if not (path / name).is_file()]
+    if missing:
+        pytest.skip(f"the paper's networks are not in {path} (missing {', '.join(missing)})")
+    return path
+
+
+def random_weights(seed: int, d: int, m: int, k: int, scale: float = 1.0):
+    """A random small network with biases (for soundness tests)."""
+    import numpy as np
+
+    from certsdp.weights import Weights
+
+    rng = np.random.default_rng(seed)
+    return Weights(W=scale * rng.standard_normal((m, d)), b=0.3 * rng.standard_normal(m),
+                   V=rng.standard_normal((k, m)), c=0.1 * rng.standard_normal(k))

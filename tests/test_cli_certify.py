@@ -1,0 +1,102 @@
+"""``certsdp certify``: report format and one-line errors with exit code 2 for bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import random_weights
+
+from certsdp.cli import main
+
+
+@pytest.fixture()
+def net_and_inputs(tmp_path: Path) -> tuple[Path, Path]:
+    weights = random_weights(0, 6, 5, 3, scale=0.3)
+    net = tmp_path / "net.npz"
+    weights.save(net, dtype=np.float64)
+    X = np.random.default_rng(0).uniform(0, 1, size=(7, 6))
+    inputs = tmp_path / "inputs.npz"
+    np.savez(inputs, X=X, y=weights.scores(X).argmax(axis=1))
+    return net, inputs
+
+
+@pytest.mark.parametrize("method", ["sdp", "lp", "fro", "spectral"])
+def test_report_format(method: str, net_and_inputs, tmp_path: Path) -> None:
+    net, inputs = net_and_inputs
+    out = tmp_path / "r.json"
+    rc = main(["certify", "--weights", str(net), "--eps", "0.01", "--method", method, "--inputs", str(inputs),
+               "--out", str(out), "--no-progress"])
+    assert rc == 0
+    report = json.loads(out.read_text())
+    assert {"method", "eps", "n", "clean_error", "certified_error", "seconds", "bounds"} <= set(report)
+    assert report["n"] == 7 and len(report["bounds"]) == 7 and report["method"] == method
+    assert ("pairs" in report) == (method == "sdp")
+    if method == "sdp":
+        assert len(report["pairs"]) == 3
+        assert all(p["lower"] <= p["upper"] for p in report["pairs"])
+
+
+def test_sdp_table_cache_is_rechecked(net_and_inputs, tmp_path: Path) -> None:
+    net, inputs = net_and_inputs
+    cache = tmp_path / "table.npz"
+    args = ["certify", "--weights", str(net), "--eps", "0.01", "--inputs", str(inputs), "--no-progress",
+            "--sdp-table", str(cache)]
+    assert main([*args, "--out", str(tmp_path / "a.json")]) == 0
+    assert cache.is_file()
+    assert main([*args, "--out", str(tmp_path / "b.json")]) == 0
+    a = json.loads((tmp_path / "a.json").read_text())
+    b = json.loads((tmp_path / "b.json").read_text())
+    assert a["certified_error"] == b["certified_error"]
+    # a table computed for other weights is refused
+    other = tmp_path / "other.npz"
+    random_weights(1, 6, 5, 3).save(other, dtype=np.float64)
+    assert main(["certify", "--weights", str(other), "--eps", "0.01", "--inputs", str(inputs),
+                 "--sdp-table", str(cache), "--no-progress"]) == 2
+
+
+def _bad_weights(tmp_path: Path, **override) -> Path:
+    w = random_weights(0, 6, 5, 3)
+    arrays = {"W": w.W, "b": w.b, "V": w.V, "c": w.c, **override}
+    path = tmp_path / "bad.npz"
+    np.savez(path, **arrays)
+    return path
+
+
+@pytest.mark.parametrize("case", ["missing", "not_npz", "nan", "shape", "one_class", "neg_eps", "bad_inputs",
+                                  "label_range", "missing_key"])
+def test_bad_input_is_one_line_exit_2(case: str, net_and_inputs, tmp_path: Path, capsys) -> None:
+    net, inputs = net_and_inputs
+    weights, eps, inp = str(net), "0.1", str(inputs)
+    w = random_weights(0, 6, 5, 3)
+    if case == "missing":
+        weights = str(tmp_path / "nope.npz")
+    elif case == "not_npz":
+        (tmp_path / "junk.npz").write_text("hello")
+        weights = str(tmp_path / "junk.npz")
+    elif case == "nan":
+        W = w.W.copy()
+        W[0, 0] = np.nan
+        weights = str(_bad_weights(tmp_path, W=W))
+    elif case == "shape":
+        weights = str(_bad_weights(tmp_path, b=np.zeros(4)))
+    elif case == "one_class":
+        weights = str(_bad_weights(tmp_path, V=w.V[:1], c=w.c[:1]))
+    elif case == "neg_eps":
+        eps = "-0.1"
+    elif case == "bad_inputs":
+        np.savez(tmp_path / "x.npz", X=np.zeros((3, 5)), y=np.zeros(3, dtype=int))
+        inp = str(tmp_path / "x.npz")
+    elif case == "label_range":
+        np.savez(tmp_path / "x.npz", X=np.zeros((3, 6)), y=np.array([0, 1, 7]))
+        inp = str(tmp_path / "x.npz")
+    elif case == "missing_key":
+        np.savez(tmp_path / "nokey.npz", W=w.W, b=w.b, V=w.V)
+        weights = str(tmp_path / "nokey.npz")
+    rc = main(["certify", "--weights", weights, "--eps", eps, "--inputs", inp, "--method", "fro",
+               "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2
+    assert err.count("\n") == 0 and err.startswith("certsdp certify: error:")
