@@ -51,10 +51,10 @@ class TwoLayerNet(nn.Module):
         """Build the module from :class:`Weights` (copied into ``dtype``)."""
         net = cls(weights.d, weights.m, weights.k).to(dtype)
         with torch.no_grad():
-            net.hidden.weight.copy_(torch.from_numpy(np.asarray(weights.W)))
-            net.hidden.bias.copy_(torch.from_numpy(np.asarray(weights.b)))
-            net.out.weight.copy_(torch.from_numpy(np.asarray(weights.V)))
-            net.out.bias.copy_(torch.from_numpy(np.asarray(weights.c)))
+            net.hidden.weight.copy_(torch.as_tensor(np.array(weights.W)))
+            net.hidden.bias.copy_(torch.as_tensor(np.array(weights.b)))
+            net.out.weight.copy_(torch.as_tensor(np.array(weights.V)))
+            net.out.bias.copy_(torch.as_tensor(np.array(weights.c)))
         return net
 
 

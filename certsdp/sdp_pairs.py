@@ -63,6 +63,17 @@ def fast_pair_solver(options: FastSDPOptions | None = None) -> PairSolver:
     return solve
 
 
+def reference_pair_solver(form: str = "dual", solver: str | None = None) -> PairSolver:
+    """The cvxpy reference (:func:`certsdp.sdp_reference.solve_reference`); small networks only."""
+    from certsdp.sdp_reference import solve_reference
+
+    def solve(weights: Weights, i: int, j: int) -> SDPCertificate:
+        B = coupling_block(weights.W, weights.V[i] - weights.V[j])
+        return solve_reference(B, block_error_bound(weights.W, weights.V, i, j), form=form, solver=solver)
+
+    return solve
+
+
 def solve_pairs(weights: Weights, solver: PairSolver | None = None,
                 pairs: list[tuple[int, int]] | None = None, progress: bool = True) -> PairTable:
     """Certify ``S_ij`` for ``pairs`` (default: all ``i < j``), with a progress bar over pairs."""

@@ -10,6 +10,7 @@ import pytest
 from conftest import random_weights
 
 from certsdp.cli import main
+from certsdp.sdp_reference import available_solver
 
 
 @pytest.fixture()
@@ -37,6 +38,25 @@ def test_report_format(method: str, net_and_inputs, tmp_path: Path) -> None:
     if method == "sdp":
         assert len(report["pairs"]) == 3
         assert all(p["lower"] <= p["upper"] for p in report["pairs"])
+
+
+def test_reference_solver_agrees_with_fast(net_and_inputs, tmp_path: Path, capsys) -> None:
+    net, inputs = net_and_inputs
+    reports = {}
+    for solver in ("fast", "reference"):
+        out = tmp_path / f"{solver}.json"
+        assert main(["certify", "--weights", str(net), "--eps", "0.02", "--inputs", str(inputs),
+                     "--no-progress", "--sdp-solver", solver, "--out", str(out)]) == 0
+        reports[solver] = json.loads(out.read_text())
+    _, note = available_solver()
+    err = capsys.readouterr().err
+    if note:  # MOSEK missing or unlicensed: exactly one explanatory line, no traceback
+        assert note in err and "Traceback" not in err
+    else:
+        assert "MOSEK" not in err
+    for fast, ref in zip(reports["fast"]["pairs"], reports["reference"]["pairs"], strict=True):
+        assert fast["lower"] <= ref["upper"] and ref["lower"] <= fast["upper"]
+        assert ref["upper"] == pytest.approx(fast["upper"], rel=1e-4)
 
 
 def test_sdp_table_cache_is_rechecked(net_and_inputs, tmp_path: Path) -> None:

@@ -27,6 +27,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--clip", action="store_true", help="intersect the box with [0, 1]^d")
     p.add_argument("--rtol", type=float, default=None,
                    help="sdp: stop each pair when the certified relative gap is below this (default 2e-6)")
+    p.add_argument("--sdp-solver", choices=("fast", "reference"), default="fast",
+                   help="sdp: the fast solver (default) or the cvxpy reference (SCS, or MOSEK when licensed; "
+                   "small networks only)")
+    p.add_argument("--reference-form", choices=("dual", "primal"), default="dual",
+                   help="sdp with --sdp-solver reference: which form of the SDP cvxpy solves")
     p.add_argument("--sdp-table", help="sdp: .npz cache of the pair table; re-checked when loaded, "
                    "written when absent")
     p.add_argument("--out", help="write the JSON report here")
@@ -62,8 +67,18 @@ def run(args: argparse.Namespace) -> int:
         if args.sdp_table and Path(args.sdp_table).is_file():
             table = load_pair_table(args.sdp_table, weights, progress=progress)
         else:
-            options = FastSDPOptions() if args.rtol is None else FastSDPOptions(rtol=args.rtol)
-            table = solve_pairs(weights, fast_pair_solver(options), progress=progress)
+            if args.sdp_solver == "reference":
+                from certsdp.sdp_pairs import reference_pair_solver
+                from certsdp.sdp_reference import available_solver
+
+                name, note = available_solver()
+                if note:
+                    print(f"certsdp certify: {note}", file=sys.stderr)
+                solver = reference_pair_solver(form=args.reference_form, solver=name)
+            else:
+                options = FastSDPOptions() if args.rtol is None else FastSDPOptions(rtol=args.rtol)
+                solver = fast_pair_solver(options)
+            table = solve_pairs(weights, solver, progress=progress)
             if args.sdp_table:
                 save_pair_table(table, args.sdp_table)
     clip = (0.0, 1.0) if args.clip else None
