@@ -1,0 +1,405 @@
+"""Tests of the l_inf attacks (:mod:`certsdp.attacks`) and the ``certsdp attack`` command."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from certsdp import attacks as A
+from certsdp.errors import InputError
+from certsdp.model import TwoLayerNet
+
+ATTACK_NAMES = ("fgsm", "pgd", "cw")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _single_thread():
+    """The nets here are tiny: one thread is faster and immune to oversubscribed CPUs."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _clusters(n_per_class: int, d: int, k: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    means = rng.uniform(0.25, 0.75, size=(k, d))
+    y = np.repeat(np.arange(k), n_per_class)
+    X = np.clip(means[y] + 0.08 * rng.standard_normal((len(y), d)), 0.0, 1.0)
+    return X.astype(np.float32), y.astype(np.int64), means
+
+
+@pytest.fixture(scope="module")
+def trained() -> tuple[TwoLayerNet, np.ndarray, np.ndarray]:
+    """A 20-30-3 net trained for 300 Adam steps on Gaussian clusters, and 90 held-out points."""
+    torch.manual_seed(0)
+    X, y, _ = _clusters(100, 20, 3, seed=1)
+    net = TwoLayerNet(20, 30, 3)
+    opt = torch.optim.Adam(net.parameters(), lr=0.02)
+    xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+    for _ in range(300):
+        opt.zero_grad()
+        nn.functional.cross_entropy(net(xt), yt).backward()
+        opt.step()
+    net.zero_grad(set_to_none=True)
+    net.eval()
+    rng = np.random.default_rng(2)
+    Xte, yte, _ = _clusters(30, 20, 3, seed=1)  # same means (seed 1), fresh noise below
+    Xte = np.clip(Xte + 0.05 * rng.standard_normal(Xte.shape), 0.0, 1.0).astype(np.float32)
+    return net, Xte, yte
+
+
+def _run(attack: str, net, X, y, eps, clip=None, seed=0, **kw) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    if attack == "fgsm":
+        return A.fgsm(net, X, y, eps, clip=clip)
+    if attack == "pgd":
+        return A.pgd(net, X, y, eps, clip=clip, generator=gen, **kw)
+    return A.cw(net, X, y, eps, clip=clip, generator=gen, **kw)
+
+
+# ---------------------------------------------------------------------------------------------
+# the box
+
+
+@pytest.mark.parametrize("attack", ATTACK_NAMES)
+@pytest.mark.parametrize("clip", [None, (0.0, 1.0)])
+def test_points_stay_in_box(trained, attack, clip):
+    net, X, y = trained
+    eps = 0.15
+    x_adv = _run(attack, net, X, y, eps, clip=clip, steps=20, restarts=2) if attack != "fgsm" else (
+        _run(attack, net, X, y, eps, clip=clip))
+    assert x_adv.shape == X.shape and x_adv.dtype == torch.float32
+    diff = (x_adv.double() - torch.from_numpy(X).double()).abs()
+    assert float(diff.max()) <= eps  # exact: the box is rounded inward
+    if clip is None:
+        # unclipped box: some points leave [0, 1] (the inputs touch 0 and 1)
+        assert float(x_adv.min()) < 0.0 or float(x_adv.max()) > 1.0
+    else:
+        assert float(x_adv.min()) >= 0.0 and float(x_adv.max()) <= 1.0
+
+
+def test_box_bounds_rounded_inward():
+    x = torch.tensor([[0.1, 0.3, 0.7, 1.0]], dtype=torch.float32)
+    lo, hi = A.box_bounds(x, 0.1)
+    x64 = x.double()
+    assert bool((lo.double() >= x64 - 0.1).all()) and bool((hi.double() <= x64 + 0.1).all())
+    assert bool((lo <= x).all()) and bool((x <= hi).all())
+    lo, hi = A.box_bounds(x, 0.1, clip=(0.0, 1.0))
+    assert float(lo.min()) >= 0.0 and float(hi.max()) <= 1.0
+    lo, hi = A.box_bounds(x, 0.0)
+    assert torch.equal(lo, x) and torch.equal(hi, x)
+
+
+@pytest.mark.parametrize("attack", ATTACK_NAMES)
+def test_inputs_outside_clip_range(trained, attack):
+    net, X, y = trained
+    X2 = X.copy()
+    X2[:, 0] = 1.5  # farther than eps outside [0, 1]: that coordinate of the box collapses onto 1
+    for eps in (0.0, 0.1):
+        x_adv = _run(attack, net, X2, y, eps, clip=(0.0, 1.0))
+        assert float(x_adv.min()) >= 0.0 and float(x_adv.max()) <= 1.0
+        assert bool((x_adv[:, 0] == 1.0).all())
+        report = A.attack_report(net, X2, y, eps, attack, clip=(0.0, 1.0), progress=False)
+        assert len(report["fooled"]) == len(y)
+
+
+# ---------------------------------------------------------------------------------------------
+# errors of the attacks on a trained net
+
+
+@pytest.mark.parametrize("attack", ATTACK_NAMES)
+def test_eps_zero_gives_clean_error(trained, attack):
+    net, X, y = trained
+    clean = A.misclassified(net, X, y)
+    with torch.no_grad():
+        argmax_wrong = net(torch.from_numpy(X)).argmax(1).numpy() != y
+    np.testing.assert_array_equal(clean, argmax_wrong)  # no ties on a trained net
+    report = A.attack_report(net, X, y, 0.0, attack, progress=False)
+    assert report["error"] == pytest.approx(clean.mean())
+    assert report["fooled"] == [bool(v) for v in clean]
+    x_adv = _run(attack, net, X, y, 0.0)
+    assert torch.equal(x_adv, torch.from_numpy(X))
+
+
+@pytest.mark.parametrize("attack", ATTACK_NAMES)
+def test_clean_mistakes_count_as_fooled(trained, attack):
+    net, X, y = trained
+    y_bad = y.copy()
+    y_bad[::4] = (y_bad[::4] + 1) % 3  # every 4th label wrong: misclassified at x
+    clean = A.misclassified(net, X, y_bad)
+    assert clean.sum() >= len(y) // 4 - 2
+    fooled = np.array(A.attack_report(net, X, y_bad, 0.05, attack, progress=False)["fooled"])
+    assert np.all(fooled[clean])
+
+
+def test_pgd_at_least_fgsm(trained):
+    net, X, y = trained
+    for eps in (0.05, 0.1, 0.15):
+        e_fgsm = A.attack_report(net, X, y, eps, "fgsm", progress=False)["error"]
+        e_pgd = A.attack_report(net, X, y, eps, "pgd", progress=False)["error"]
+        e_cw = A.attack_report(net, X, y, eps, "cw", restarts=2, progress=False)["error"]
+        assert e_pgd >= e_fgsm, (eps, e_pgd, e_fgsm)
+        assert e_cw >= e_fgsm, (eps, e_cw, e_fgsm)
+
+
+def test_pgd_error_monotone_in_eps(trained):
+    net, X, y = trained
+    errors = [A.attack_report(net, X, y, eps, "pgd", steps=50, progress=False)["error"]
+              for eps in (0.0, 0.04, 0.08, 0.12, 0.16, 0.24, 0.4)]
+    assert errors == sorted(errors), errors
+    assert errors[0] < 0.2 and errors[-1] > errors[0] and errors[-1] >= 0.9, errors
+
+
+def test_determinism_and_batch_size_independence(trained):
+    net, X, y = trained
+    a = _run("pgd", net, X, y, 0.1, seed=3, steps=20, restarts=2)
+    b = _run("pgd", net, X, y, 0.1, seed=3, steps=20, restarts=2)
+    assert torch.equal(a, b)
+    kw = {"steps": 20, "restarts": 3, "progress": False, "seed": 7}
+    r1 = A.attack_report(net, X, y, 0.12, "pgd", batch_size=1000, **kw)
+    r2 = A.attack_report(net, X, y, 0.12, "pgd", batch_size=7, **kw)
+    assert r1["fooled"] == r2["fooled"]
+    assert set(r1) == {"attack", "eps", "n", "error", "seconds", "fooled", "clip"}
+    assert r1["n"] == len(y) and r1["attack"] == "pgd" and r1["clip"] is None
+    assert r1["error"] == pytest.approx(np.mean(r1["fooled"]))
+    r3 = A.attack_report(net, X, y, 0.12, "pgd", clip=(0.0, 1.0), **kw)
+    assert r3["clip"] == [0.0, 1.0]
+    json.dumps(r1)
+
+
+def test_net_left_untouched(trained):
+    net, X, y = trained
+    seen = []
+
+    class Spy(nn.Module):
+        def __init__(self, inner: nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            seen.append(self.training)
+            return self.inner(x)
+
+    spy = Spy(net)
+    spy.train()
+    net.out.bias.requires_grad_(False)
+    before = [p.detach().clone() for p in spy.parameters()]
+    try:
+        for attack in ATTACK_NAMES:
+            A.attack_report(spy, X, y, 0.1, attack, steps=3, progress=False) if attack != "fgsm" else (
+                A.attack_report(spy, X, y, 0.1, attack, progress=False))
+        assert seen and not any(seen)  # every forward pass in eval mode
+        assert spy.training and net.training  # mode restored
+        assert [p.requires_grad for p in net.parameters()] == [True, True, True, False]
+        assert all(p.grad is None for p in net.parameters())
+        assert all(torch.equal(p, q) for p, q in zip(spy.parameters(), before, strict=True))
+    finally:
+        net.out.bias.requires_grad_(True)
+        net.eval()
+    A.fgsm(net, X, y, 0.1)
+    assert not net.training
+
+
+def test_numpy_and_torch_inputs_agree(trained):
+    net, X, y = trained
+    a = A.fgsm(net, X, y, 0.1)
+    b = A.fgsm(net, torch.from_numpy(X), torch.from_numpy(y), 0.1)
+    c = A.fgsm(net, X.astype(np.float64), y.astype(np.int32), 0.1)
+    assert torch.equal(a, b) and torch.equal(a, c)
+
+
+def test_input_errors(trained):
+    net, X, y = trained
+    for eps in (-0.1, float("nan"), float("inf")):
+        with pytest.raises(InputError):
+            A.fgsm(net, X, y, eps)
+        with pytest.raises(InputError):
+            A.attack_report(net, X, y, eps, "pgd", progress=False)
+    with pytest.raises(InputError):
+        A.pgd(net, X, y, 0.1, loss="hinge")
+    with pytest.raises(InputError):
+        A.pgd(net, X, y, 0.1, steps=0)
+    with pytest.raises(InputError):
+        A.pgd(net, X, y, 0.1, restarts=0)
+    with pytest.raises(InputError):
+        A.cw(net, X, y, 0.1, step_size=-1.0)
+    with pytest.raises(InputError):
+        A.pgd(net, X, y, 0.1, clip=(1.0, 0.0))
+    with pytest.raises(InputError):
+        A.attack_report(net, X, y, 0.1, "deepfool", progress=False)
+    with pytest.raises(InputError):
+        A.attack_report(net, X, y, 0.1, "fgsm", steps=10, progress=False)
+    with pytest.raises(InputError):
+        A.attack_report(net, X, y, 0.1, "pgd", batch_size=0, progress=False)
+    with pytest.raises(InputError):
+        A.fgsm(net, X, y + 3, 0.1)  # labels out of range
+    with pytest.raises(InputError):
+        A.fgsm(net, X, y[:-1], 0.1)
+    bad = X.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(InputError):
+        A.fgsm(net, bad, y, 0.1)
+
+
+# ---------------------------------------------------------------------------------------------
+# exactness on a net that is linear over the box
+
+
+def _linear_binary_net(dtype: torch.dtype, d: int = 10, m: int = 15, seed: int = 0):
+    """A d-m-2 net whose hidden units are all active on [-1, 2]^d, so f_1 - f_0 = g.x + h exactly."""
+    rng = np.random.default_rng(seed)
+    W = rng.standard_normal((m, d)) / np.sqrt(d)
+    b = np.abs(W).sum(1) * 2.0 + 1.0  # W x + b >= 1 for x in [-1, 2]^d
+    V = rng.standard_normal((2, m))
+    # put the decision boundary f_1 = f_0 through the centre of [0, 1]^d
+    dv = V[1] - V[0]
+    c = np.array([0.0, -dv @ (W @ np.full(d, 0.5) + b)])
+    from certsdp.weights import Weights
+
+    net = TwoLayerNet.from_weights(Weights(W=W, b=b, V=V, c=c), dtype=dtype)
+    w32 = net.to_weights()  # the weights as actually held (rounded for float32)
+    g = w32.W.T @ (w32.V[1] - w32.V[0])
+    h = (w32.V[1] - w32.V[0]) @ w32.b + w32.c[1] - w32.c[0]
+    return net, g, h
+
+
+def _exact_worst(X64, y, g, h, eps, clip):
+    """max over the box of f_other - f_y = s (g.x + h), s = +1 for y = 0 and -1 for y = 1."""
+    s = np.where(y == 0, 1.0, -1.0)[:, None]
+    lo, hi = X64 - eps, X64 + eps
+    if clip is not None:
+        lo, hi = np.clip(lo, *clip), np.clip(hi, *clip)
+    sg = s * g[None, :]
+    return np.maximum(sg * lo, sg * hi).sum(1) + s[:, 0] * h
+
+
+def _margins(net, x_adv, y):
+    """Exact (float64) f_other - f_y at the returned points."""
+    w = net.to_weights()
+    sc = w.scores(x_adv.detach().double().numpy())
+    return sc[np.arange(len(y)), 1 - y] - sc[np.arange(len(y)), y]
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-9), (torch.float32, 1e-4)])
+@pytest.mark.parametrize("clip", [None, (0.0, 1.0)])
+def test_attacks_reach_exact_worst_case_on_linear_net(dtype, tol, clip):
+    net, g, h = _linear_binary_net(dtype)
+    rng = np.random.default_rng(5)
+    X = rng.uniform(0.0, 1.0, size=(60, 10))
+    X = torch.from_numpy(X).to(dtype)
+    X64 = X.double().numpy()
+    clean = X64 @ g + h
+    y = np.where(clean > 0, 1, 0)  # labels = clean predictions: all correct
+    eps = float(np.median(np.abs(clean) / np.abs(g).sum()))  # about half the examples can be flipped
+    worst = _exact_worst(X64, y, g, h, eps, clip)
+    assert np.min(np.abs(worst)) > 1e-3  # no example on the threshold
+    can_flip = worst >= 0
+    assert 5 < can_flip.sum() < len(y) - 5
+    runs = {
+        "fgsm": A.fgsm(net, X, y, eps, clip=clip),
+        "pgd-ce": _run("pgd", net, X, y, eps, clip=clip, restarts=2),
+        "pgd-margin": _run("pgd", net, X, y, eps, clip=clip, restarts=2, loss="margin"),
+        "cw-inf": _run("cw", net, X, y, eps, clip=clip, kappa=float("inf")),
+        "cw": _run("cw", net, X, y, eps, clip=clip),
+    }
+    for name, x_adv in runs.items():
+        margin = _margins(net, x_adv, y)
+        assert np.all(margin <= worst + tol), name  # nobody beats the exact maximum
+        if name == "cw":  # kappa = 0 stops pushing once fooled: exact only where it cannot fool
+            np.testing.assert_allclose(margin[~can_flip], worst[~can_flip], atol=tol, err_msg=name)
+            assert np.all(margin[can_flip] >= 0), name
+        else:
+            np.testing.assert_allclose(margin, worst, atol=tol, err_msg=name)
+    for attack in ATTACK_NAMES:
+        fooled = np.array(A.attack_report(net, X, y, eps, attack, clip=clip, progress=False)["fooled"])
+        np.testing.assert_array_equal(fooled, can_flip, err_msg=attack)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu():
+    net, g, h = _linear_binary_net(torch.float64)
+    X = torch.from_numpy(np.random.default_rng(5).uniform(0.0, 1.0, size=(60, 10)))
+    y = np.where(X.numpy() @ g + h > 0, 1, 0)
+    for attack in ATTACK_NAMES:
+        cpu = A.attack_report(net, X, y, 0.05, attack, progress=False)
+        gpu = A.attack_report(net.to("cuda"), X, y, 0.05, attack, progress=False)
+        net.to("cpu")
+        assert cpu["fooled"] == gpu["fooled"], attack
+    x_adv = A.pgd(net.to("cuda"), X, y, 0.05, generator=torch.Generator().manual_seed(0))
+    assert x_adv.device.type == "cuda"
+
+
+# ---------------------------------------------------------------------------------------------
+# the command line
+
+
+@pytest.fixture()
+def net_files(tmp_path, trained):
+    net, X, y = trained
+    weights = tmp_path / "net.npz"
+    net.to_weights().save(weights)
+    inputs = tmp_path / "inputs.npz"
+    np.savez(inputs, X=X[:30], y=y[:30])
+    return weights, inputs
+
+
+@pytest.mark.parametrize("attack", ATTACK_NAMES)
+def test_cli_writes_report(tmp_path, net_files, attack, capsys):
+    if importlib.util.find_spec("certsdp.data") is None:
+        pytest.skip("certsdp.data not available")
+    from certsdp.cli import main
+
+    weights, inputs = net_files
+    out = tmp_path / "sub" / "report.json"
+    argv = ["attack", "--weights", str(weights), "--eps", "0.1", "--attack", attack,
+            "--inputs", str(inputs), "--out", str(out), "--no-progress", "--limit", "25"]
+    if attack != "fgsm":
+        argv += ["--steps", "10", "--restarts", "2"]
+    assert main(argv) == 0
+    report = json.loads(out.read_text())
+    assert set(report) == {"attack", "eps", "n", "error", "seconds", "fooled", "clip", "weights",
+                           "steps", "restarts", "step_size"}
+    assert report["attack"] == attack and report["eps"] == 0.1 and report["n"] == 25
+    assert len(report["fooled"]) == 25 and report["error"] == pytest.approx(np.mean(report["fooled"]))
+    assert report["clip"] is None and report["weights"] == str(weights)
+    if attack == "fgsm":
+        assert (report["steps"], report["restarts"], report["step_size"]) == (1, 1, 0.1)
+    else:
+        assert (report["steps"], report["restarts"]) == (10, 2)
+        assert report["step_size"] == pytest.approx(0.025)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1 and attack in lines[0]
+
+
+def _cli_error(argv, capsys) -> str:
+    from certsdp.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "error" in err
+    return err
+
+
+def test_cli_input_errors(tmp_path, net_files, capsys):
+    weights, inputs = net_files
+    out = str(tmp_path / "r.json")
+    base = ["attack", "--inputs", str(inputs), "--out", out, "--no-progress"]
+    assert "eps" in _cli_error(base + ["--weights", str(weights), "--eps", "-0.1"], capsys)
+    assert "eps" in _cli_error(base + ["--weights", str(weights), "--eps", "nan"], capsys)
+    assert "not found" in _cli_error(base + ["--weights", str(tmp_path / "none.npz"), "--eps", "0.1"],
+                                     capsys)
+    assert "--steps" in _cli_error(base + ["--weights", str(weights), "--eps", "0.1", "--attack", "fgsm",
+                                           "--steps", "5"], capsys)
+    _cli_error(base + ["--weights", str(weights), "--eps", "0.1", "--restarts", "0"], capsys)
+    if not torch.cuda.is_available():
+        assert "CUDA" in _cli_error(base + ["--weights", str(weights), "--eps", "0.1", "--device", "cuda"],
+                                    capsys)
+    if importlib.util.find_spec("certsdp.data") is not None:
+        _cli_error(base[:2] + [str(tmp_path / "missing.npz")] + base[3:]
+                   + ["--weights", str(weights), "--eps", "0.1"], capsys)
