@@ -31,20 +31,6 @@ from certsdp.rounding import gamma, scores_upper_margins, up
 from certsdp.weights import Weights
 
 
-def check_labels(y: np.ndarray, n: int, k: int) -> np.ndarray:
-    """Labels as int64 (n,), each in ``[0, k)``, or :class:`InputError`."""
-    arr = np.asarray(y)
-    if arr.shape != (n,):
-        raise InputError(f"labels: expected shape ({n},), got {arr.shape}")
-    if arr.size and not np.issubdtype(arr.dtype, np.integer):
-        if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
-            raise InputError("labels must be integers")
-    arr = arr.astype(np.int64)
-    if arr.size and (arr.min() < 0 or arr.max() >= k):
-        raise InputError(f"labels must lie in [0, {k}), got range [{arr.min()}, {arr.max()}]")
-    return arr
-
-
 def _norm2_upper(x: np.ndarray) -> float:
     """Upper bound of the Euclidean norm of a float64 vector/matrix (relative error <= gamma_{n+2})."""
     x = np.asarray(x, dtype=np.float64)
@@ -87,7 +73,7 @@ def lipschitz_upper_bounds(weights: Weights, X: np.ndarray, y: np.ndarray, eps: 
                            K: np.ndarray) -> np.ndarray:
     """``U[n, i] >= f^{i y_n}(x_n) + eps K[i, y_n]`` (n x k), float64 rounded up; ``U[n, y_n] = -inf``."""
     X = weights.check_inputs(X)
-    y = check_labels(y, X.shape[0], weights.k)
+    y = weights.check_labels(y, X.shape[0])
     eps = check_eps(eps)
     margins = scores_upper_margins(weights.W, weights.b, weights.V, weights.c, X, y)
     slack = up(eps * K[:, y].T)  # (n, k): eps * K[i, y_n]

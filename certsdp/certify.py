@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 
 from certsdp.bounds import (
-    check_labels,
     frobenius_constants,
     lipschitz_upper_bounds,
     sdp_constants,
@@ -98,7 +97,7 @@ def certify(weights: Weights, X: np.ndarray, y: np.ndarray, eps: float, method: 
     if method not in METHODS:
         raise InputError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     X = weights.check_inputs(X)
-    y = check_labels(y, X.shape[0], weights.k)
+    y = weights.check_labels(y, X.shape[0])
     eps = check_eps(eps)
     clip = check_clip(clip)
     t0 = time.perf_counter()

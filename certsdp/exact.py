@@ -29,16 +29,8 @@ _TOL = 1e-9
 
 
 def _setup(weights: Weights, x: np.ndarray, i: int, j: int, eps: float, clip):
-    arr = np.asarray(x, dtype=np.float64)
-    if arr.ndim == 1:
-        arr = arr[None, :]
-    X = weights.check_inputs(arr)
-    if X.shape[0] != 1:
-        raise InputError(f"expected one input, got shape {np.shape(x)}")
-    k = weights.k
-    for name, cls in (("i", i), ("j", j)):
-        if isinstance(cls, bool) or not isinstance(cls, (int, np.integer)) or not 0 <= int(cls) < k:
-            raise InputError(f"class {name} = {cls!r} must be an integer in [0, {k})")
+    X = weights.check_single_input(x)
+    i, j = weights.check_class("i", i), weights.check_class("j", j)
     lo, hi = attack_box(X, eps, clip)
     return lo[0], hi[0], weights.V[int(i)] - weights.V[int(j)], float(weights.c[int(i)] - weights.c[int(j)])
 

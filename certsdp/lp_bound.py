@@ -238,25 +238,6 @@ def _bounds(
     return out
 
 
-def _check_labels(y: object, n: int, k: int) -> np.ndarray:
-    arr = np.asarray(y)
-    if arr.shape != (n,):
-        raise InputError(f"labels: expected shape ({n},), got {arr.shape}")
-    if arr.dtype.kind not in "iu":
-        raise InputError(f"labels must be integers, got dtype {arr.dtype}")
-    if n and (arr.min() < 0 or arr.max() >= k):
-        raise InputError(f"labels must lie in [0, {k}), got range [{arr.min()}, {arr.max()}]")
-    return arr.astype(np.intp)
-
-
-def _check_class(name: str, value: object, k: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise InputError(f"class {name} must be an integer, got {value!r}")
-    if not 0 <= int(value) < k:
-        raise InputError(f"class {name} = {value} is outside [0, {k})")
-    return int(value)
-
-
 def lp_upper_bounds(
     weights: Weights,
     X: np.ndarray,
@@ -278,7 +259,7 @@ def lp_upper_bounds(
     """
     X = weights.check_inputs(X)
     n, k = X.shape[0], weights.k
-    y = _check_labels(y, n, k)
+    y = weights.check_labels(y, n)
     eps = check_eps(eps)
     clip = check_clip(clip)
     if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
@@ -307,15 +288,9 @@ def lp_pair_upper(
     ``x`` has shape ``(d,)`` (or ``(1, d)``); ``i`` and ``j`` are classes in ``[0, k)`` (``i == j`` gives
     an upper bound on 0). Same rigorous rounding and clipping rules as :func:`lp_upper_bounds`.
     """
-    arr = np.asarray(x, dtype=np.float64)
-    if arr.ndim == 1:
-        arr = arr[None, :]
-    X = weights.check_inputs(arr)
-    if X.shape[0] != 1:
-        raise InputError(f"lp_pair_upper takes one input, got shape {np.shape(x)}")
-    k = weights.k
-    i = _check_class("i", i, k)
-    j = _check_class("j", j, k)
+    X = weights.check_single_input(x)
+    i = weights.check_class("i", i)
+    j = weights.check_class("j", j)
     eps = check_eps(eps)
     clip = check_clip(clip)
     Dv = (weights.V[i] - weights.V[j])[None, None, :]

@@ -8,6 +8,7 @@ The network is ``scores(x) = V relu(W x + b) + c`` (paper section 2, with biases
 from __future__ import annotations
 
 import hashlib
+import numbers
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,6 +93,34 @@ class Weights:
         if not np.all(np.isfinite(arr)):
             raise InputError("inputs: X has NaN or infinite entries")
         return arr
+
+    def check_single_input(self, x: np.ndarray) -> np.ndarray:
+        """One input of shape ``(d,)`` or ``(1, d)`` as a finite float64 ``(1, d)`` array."""
+        arr = np.asarray(x, dtype=np.float64)
+        X = self.check_inputs(arr[None, :] if arr.ndim == 1 else arr)
+        if X.shape[0] != 1:
+            raise InputError(f"inputs: expected one input, got shape {np.shape(x)}")
+        return X
+
+    def check_labels(self, y: np.ndarray, n: int) -> np.ndarray:
+        """Labels as int64 ``(n,)`` in ``[0, k)`` (an integer dtype is required), else InputError."""
+        arr = np.asarray(y)
+        if arr.shape != (n,):
+            raise InputError(f"labels: expected shape ({n},), got {arr.shape}")
+        if arr.dtype.kind not in "iu":
+            raise InputError(f"labels must be integers, got dtype {arr.dtype}")
+        arr = arr.astype(np.int64)
+        if n and (arr.min() < 0 or arr.max() >= self.k):
+            raise InputError(f"labels must lie in [0, {self.k}), got range [{arr.min()}, {arr.max()}]")
+        return arr
+
+    def check_class(self, name: str, value: object) -> int:
+        """A class index in ``[0, k)`` as int, or :class:`InputError`."""
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise InputError(f"class {name} must be an integer, got {value!r}")
+        if not 0 <= int(value) < self.k:
+            raise InputError(f"class {name} = {value} is outside [0, {self.k})")
+        return int(value)
 
     def content_hash(self) -> str:
         """SHA-256 of the float64 weights (shape-aware), to identify a network in reports."""

@@ -8,6 +8,7 @@ import math
 import sys
 from pathlib import Path
 
+from certsdp.commands._dataset import add_dataset_arguments, load_dataset
 from certsdp.errors import InputError
 
 
@@ -26,10 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--restarts", type=int, help="pgd/cw: random restarts (default 5 for pgd, 1 for cw)")
     p.add_argument("--step-size", type=float, help="pgd/cw: step size (default 2.5 * eps / steps)")
     p.add_argument("--clip", action="store_true", help="intersect the box with [0, 1]^d")
-    p.add_argument("--inputs", help=".npz with X (n x d) and y (n); default: the MNIST split")
-    p.add_argument("--data-dir", help="MNIST directory (default: $CERTSDP_DATA)")
-    p.add_argument("--split", choices=("test", "train"), default="test")
-    p.add_argument("--limit", type=int, help="use only the first N examples")
+    add_dataset_arguments(p)
     p.add_argument("--seed", type=int, default=0, help="seed of the random starts (default 0)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--batch-size", type=int, default=500, help="examples attacked together")
@@ -65,16 +63,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--device cuda: CUDA is not available on this machine")
 
     weights = load_network(args.weights)
-    from certsdp.data import load_inputs, load_mnist
-
-    if args.inputs:
-        X, y = load_inputs(args.inputs, weights.d, k=weights.k)
-    else:
-        if weights.d != 784:
-            raise InputError(f"network has input dimension {weights.d}, MNIST needs 784: pass --inputs")
-        X, y = load_mnist(args.split, data_dir=args.data_dir, limit=args.limit)
-    if args.limit is not None:
-        X, y = X[: args.limit], y[: args.limit]
+    X, y = load_dataset(args, weights)
 
     net = TwoLayerNet.from_weights(weights).to(args.device)
     clip = (0.0, 1.0) if args.clip else None

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from certsdp.commands._dataset import add_dataset_arguments, load_dataset
 from certsdp.errors import InputError
 
 
@@ -20,10 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", required=True, help="network: .npz (W, b, V, c) or a .pt checkpoint")
     p.add_argument("--eps", type=float, required=True, help="l_inf radius (>= 0)")
     p.add_argument("--method", choices=("sdp", "lp", "fro", "spectral"), default="sdp")
-    p.add_argument("--inputs", help=".npz with X (n x d) and y (n); default: the MNIST test set")
-    p.add_argument("--data-dir", help="MNIST directory (default: $CERTSDP_DATA)")
-    p.add_argument("--split", choices=("test", "train"), default="test")
-    p.add_argument("--limit", type=int, help="use only the first N examples")
+    add_dataset_arguments(p)
     p.add_argument("--clip", action="store_true", help="intersect the box with [0, 1]^d")
     p.add_argument("--rtol", type=float, default=None,
                    help="sdp: stop each pair when the certified relative gap is below this (default 2e-6)")
@@ -41,24 +39,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from certsdp.certify import certify
-    from certsdp.data import load_inputs, load_mnist
     from certsdp.model import load_network
     from certsdp.sdp_fast import FastSDPOptions
     from certsdp.sdp_pairs import fast_pair_solver, load_pair_table, save_pair_table, solve_pairs
 
     if args.eps < 0:
         raise InputError(f"--eps must be >= 0, got {args.eps}")
-    if args.limit is not None and args.limit < 1:
-        raise InputError(f"--limit must be >= 1, got {args.limit}")
     weights = load_network(args.weights)
-    if args.inputs:
-        X, y = load_inputs(args.inputs, weights.d, k=weights.k)
-    else:
-        if weights.d != 784:
-            raise InputError(f"network has input dimension {weights.d}, MNIST needs 784: pass --inputs")
-        X, y = load_mnist(args.split, data_dir=args.data_dir, limit=args.limit)
-    if args.limit is not None:
-        X, y = X[: args.limit], y[: args.limit]
+    X, y = load_dataset(args, weights)
     progress = not args.no_progress
     table = None
     if args.method == "sdp":
