@@ -1,0 +1,412 @@
+"""Training of the paper's networks (section 6): NT, Fro, Spe, AT, SDP (weighted/unweighted) and LP.
+
+:func:`train` runs one :class:`certsdp.train_config.TrainConfig` on MNIST and writes to ``out_dir``:
+
+* ``checkpoint.pt`` after every epoch (:func:`certsdp.model.save_checkpoint`, atomic) with
+  ``config = dataclasses.asdict(config)`` and ``extra`` holding everything needed to resume:
+  ``epoch`` (number of finished epochs), ``optimizer``, ``regularizer`` (the SDP regularizer's state
+  dict with its dual vectors and warm-start eigenvectors), ``spectral_state`` (power-iteration
+  vector), ``pair_weights``, ``rng`` (global torch/numpy/CUDA states), ``metrics``, ``seconds``,
+  ``machine``;
+* ``metrics.json``: the list of per-epoch metric dicts (``epoch``, ``lr``, ``train_loss``,
+  ``test_error`` on the first ``eval_limit`` test images, ``seconds``; for sdp also the certified
+  pair bounds ``sdp_bounds`` of eq. 16 from the trained dual vectors, their max and mean, and
+  ``sdp_cert_error``, the fraction of those test images not certified by eq. 12 at ``sdp_eps``);
+* ``weights.npz`` at the end (:meth:`certsdp.weights.Weights.save`, float32).
+
+Randomness. The network is initialised after ``torch.manual_seed(seed)``. Everything random during
+an epoch (data order, the class ``i`` of each step, PGD's random starts) is drawn from CPU
+``torch.Generator`` objects seeded from ``(seed, epoch, stream)``, so a resumed run sees exactly the
+same draws; the global torch and numpy states are checkpointed too. On CPU, ``resume=True`` after
+any finished epoch gives bitwise the same weights as an uninterrupted run.
+
+Regularized steps (fro, spectral, sdp) sample one class ``i`` uniformly per step and regularize its
+``k - 1`` pairs ``(i, j)`` (paper section 6).
+
+SDP pair weights. For ``sdp_weighted`` the weights ``w_ij`` start at 1 and, at the start of every
+epoch ``e > 0`` with ``e % weight_refresh_epochs == 0`` (0-based; the metrics record of that epoch
+holds them as ``pair_weights``), are recomputed from eq. 12 with the network and bounds as they
+were at the end of the previous epoch (so a run split by ``resume`` refreshes identically): for each
+training example ``(x, y)`` the pair ``(i, y)`` with ``i = argmax_{j != y} f_j(x) - f_y(x) + eps/4
+B_jy`` (``eps = sdp_eps``, ``B`` the certified pair bounds of the regularizer,
+:meth:`SDPDualRegularizer.certificate_bounds`) is the one that decides its certificate. ``w_ij`` is
+proportional to the number of examples whose deciding pair is ``{i, j}``; since the regularizer
+shares one dual vector between ``(i, j)`` and ``(j, i)`` the counts are symmetrised, and the weights
+are normalised to mean 1 over the ``k (k - 1)`` ordered pairs (a pair that decides no example gets
+weight 0 until the next refresh). Unweighted: all 1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from certsdp.errors import InputError
+from certsdp.model import TwoLayerNet, load_checkpoint, save_checkpoint
+from certsdp.train_config import TrainConfig
+
+CHECKPOINT_NAME = "checkpoint.pt"
+METRICS_NAME = "metrics.json"
+WEIGHTS_NAME = "weights.npz"
+NUM_CLASSES = 10
+INPUT_DIM = 784
+_EVAL_BATCH = 2000
+
+# independent random streams per epoch
+_STREAM_ORDER, _STREAM_CLASS, _STREAM_PGD = 0, 1, 2
+
+
+def _epoch_generator(seed: int, epoch: int, stream: int) -> torch.Generator:
+    """A CPU generator seeded from ``(seed, epoch, stream)`` (independent streams via SeedSequence)."""
+    state = np.random.SeedSequence([seed, epoch, stream]).generate_state(2, dtype=np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``torch.device`` for ``device``; :class:`InputError` if it is unknown or CUDA is unavailable."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise InputError(f"unknown device {device!r}: {exc}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError("device cuda: CUDA is not available on this machine")
+    if dev.type not in ("cpu", "cuda"):
+        raise InputError(f"device must be cpu or cuda, got {device!r}")
+    return dev
+
+
+def machine_description(device: torch.device) -> dict[str, Any]:
+    """Where the run happened (recorded in the checkpoint next to the timings)."""
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "python": sys.version.split()[0],
+        "torch": str(torch.__version__),
+        "device": str(device),
+    }
+    if device.type == "cuda":
+        info["cuda_device"] = torch.cuda.get_device_name(device)
+    return info
+
+
+# ---------------------------------------------------------------------------------------------
+# random states in a form torch.load(weights_only=True) accepts
+
+
+def _rng_state(device: torch.device) -> dict[str, Any]:
+    np_state = np.random.get_state(legacy=False)  # noqa: NPY002
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "bit_generator": np_state["bit_generator"],
+            "key": torch.from_numpy(np.asarray(np_state["state"]["key"]).astype(np.int64)),
+            "pos": int(np_state["state"]["pos"]),
+            "has_gauss": int(np_state["has_gauss"]),
+            "gauss": float(np_state["gauss"]),
+        },
+    }
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    npst = state["numpy"]
+    np.random.set_state({  # noqa: NPY002
+        "bit_generator": npst["bit_generator"],
+        "state": {"key": npst["key"].numpy().astype(np.uint32), "pos": npst["pos"]},
+        "has_gauss": npst["has_gauss"],
+        "gauss": npst["gauss"],
+    })
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+# ---------------------------------------------------------------------------------------------
+# the pieces of one step
+
+
+def _make_regularizer(config: TrainConfig, device: torch.device) -> torch.nn.Module | None:
+    if config.reg != "sdp":
+        return None
+    try:
+        from certsdp.lambda_max import SDPDualRegularizer
+    except ModuleNotFoundError as exc:
+        if exc.name == "certsdp.lambda_max":
+            raise InputError("reg='sdp' needs certsdp.lambda_max (SDPDualRegularizer), "
+                             "which is not installed") from None
+        raise
+    return SDPDualRegularizer(INPUT_DIM, config.hidden, NUM_CLASSES).to(device)
+
+
+def _step_loss(
+    config: TrainConfig,
+    net: TwoLayerNet,
+    xb: torch.Tensor,
+    yb: torch.Tensor,
+    i: int,
+    regularizer: torch.nn.Module | None,
+    pair_weights: torch.Tensor,
+    spectral_state: dict,
+    pgd_gen: torch.Generator,
+) -> torch.Tensor:
+    """The training loss of one batch (see the table in :mod:`certsdp.train_config`)."""
+    from certsdp import objectives as O
+
+    if config.reg == "lp":
+        return O.wong_kolter_robust_loss(net, xb, yb, config.lp_eps)
+    objective = O.cross_entropy if config.objective == "ce" else O.multiclass_hinge
+    extra = None
+    if config.reg == "at":
+        extra = config.at_weight * O.at_loss(net, xb, yb, config.at_eps, config.at_step, config.at_steps,
+                                             generator=pgd_gen)
+    loss = objective(net(xb), yb)
+    if config.reg == "fro":
+        extra = config.reg_lambda * O.frobenius_reg(net, i)
+    elif config.reg == "spectral":
+        extra = config.reg_lambda * O.spectral_reg(net, i, spectral_state)
+    elif config.reg == "sdp":
+        assert regularizer is not None
+        extra = config.reg_lambda * regularizer(net, i, pair_weights[i])
+    return loss if extra is None else loss + extra
+
+
+@torch.no_grad()
+def _scores(net: TwoLayerNet, X: torch.Tensor) -> torch.Tensor:
+    if len(X) == 0:
+        return torch.zeros(0, NUM_CLASSES, device=X.device)
+    return torch.cat([net(X[s:s + _EVAL_BATCH]) for s in range(0, len(X), _EVAL_BATCH)])
+
+
+def _sdp_margins(scores: np.ndarray, y: np.ndarray, bounds: np.ndarray, eps: float) -> np.ndarray:
+    """``f_j - f_y + eps/4 B[j, y]`` (n x k) in float64, ``-inf`` at ``j = y`` (eq. 12)."""
+    n = len(y)
+    B = np.where(np.isnan(bounds), 0.0, bounds)
+    S = scores.astype(np.float64)
+    out = S - S[np.arange(n), y][:, None] + eps / 4.0 * B[:, y].T
+    out[np.arange(n), y] = -np.inf
+    return out
+
+
+def pair_weights_from_bounds(scores: np.ndarray, y: np.ndarray, bounds: np.ndarray, eps: float) -> np.ndarray:
+    """Pair weights (k x k, zero diagonal, mean 1 off the diagonal) from the pairs attaining eq. 12.
+
+    For each example the wrong class ``i`` maximising ``f_i - f_y + eps/4 B[i, y]`` is found; the
+    count of each unordered pair ``{i, y}`` is symmetrised and normalised to mean 1 over the ordered
+    pairs ``i != j``. With no examples all weights are 1.
+    """
+    k = bounds.shape[0]
+    off = ~np.eye(k, dtype=bool)
+    if len(y) == 0:
+        return off.astype(np.float64)
+    worst = _sdp_margins(scores, y, bounds, eps).argmax(axis=1)
+    counts = np.zeros((k, k))
+    np.add.at(counts, (worst, y), 1.0)
+    counts = counts + counts.T
+    return np.where(off, counts / counts[off].mean(), 0.0)
+
+
+def _atomic_write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1, allow_nan=False) + "\n")
+    tmp.replace(path)
+
+
+def _json_matrix(a: np.ndarray) -> list[list[float | None]]:
+    return [[None if not np.isfinite(v) else float(v) for v in row] for row in a]
+
+
+def _check_resume_config(saved: dict[str, Any], config: TrainConfig, path: Path) -> None:
+    wanted = dataclasses.asdict(config)
+    keys = (set(saved) | set(wanted)) - {"epochs"}
+    differ = sorted(key for key in keys if saved.get(key) != wanted.get(key))
+    if differ:
+        detail = ", ".join(f"{key}: checkpoint {saved.get(key)!r} vs requested {wanted.get(key)!r}"
+                           for key in differ)
+        raise InputError(f"cannot resume {path}: it was trained with another config ({detail})")
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def train(
+    config: TrainConfig,
+    out_dir: str | Path,
+    data_dir: str | Path | None = None,
+    device: str | torch.device = "cpu",
+    resume: bool = False,
+    progress: bool = True,
+    step_callback: Callable[[int, int, float], None] | None = None,
+) -> Path:
+    """Train ``config`` on MNIST, checkpointing every epoch to ``out_dir``; returns the checkpoint path.
+
+    Args:
+        config: the run (see :mod:`certsdp.train_config`).
+        out_dir: output folder (created); holds ``checkpoint.pt``, ``metrics.json``, ``weights.npz``.
+        data_dir: MNIST folder (see :func:`certsdp.data.resolve_data_dir`).
+        device: ``"cpu"`` or ``"cuda"``.
+        resume: continue from ``out_dir/checkpoint.pt`` after its last finished epoch (start afresh if
+            there is none). The checkpoint's config must equal ``config`` except for ``epochs``, which
+            may be raised to train longer.
+        progress: tqdm bars over epochs and batches.
+        step_callback: if given, called as ``step_callback(epoch, step, loss)`` after every step
+            (forces a device synchronisation per step on CUDA).
+
+    Raises:
+        InputError: CUDA unavailable, a checkpoint exists and ``resume`` is false, the checkpoint
+            belongs to another config, ``out_dir`` is not a folder, missing or corrupt MNIST, ...
+    """
+    from tqdm import tqdm
+
+    from certsdp.data import load_mnist
+
+    if not isinstance(config, TrainConfig):
+        raise InputError(f"config must be a TrainConfig, got {type(config).__name__}")
+    dev = resolve_device(device)
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"output path {out} exists and is not a folder")
+    ckpt_path = out / CHECKPOINT_NAME
+    if ckpt_path.exists() and not resume:
+        raise InputError(f"{ckpt_path} already exists: pass --resume (resume=True) to continue that run, "
+                         "or choose another output folder")
+
+    X_np, y_np = load_mnist("train", data_dir=data_dir, limit=config.train_limit)
+    Xt_np, yt_np = load_mnist("test", data_dir=data_dir, limit=config.eval_limit)
+    if len(y_np) == 0:
+        raise InputError("no training examples")
+    X = torch.tensor(X_np, device=dev)
+    y = torch.tensor(y_np, device=dev)
+    Xt = torch.tensor(Xt_np, device=dev)
+    yt = torch.tensor(yt_np, device=dev)
+
+    torch.manual_seed(config.seed)
+    np.random.seed(config.seed)  # noqa: NPY002 (legacy global state, for any code using it)
+    net = TwoLayerNet(INPUT_DIM, config.hidden, NUM_CLASSES).to(dev)
+    regularizer = _make_regularizer(config, dev)
+    params = list(net.parameters()) + (list(regularizer.parameters()) if regularizer is not None else [])
+    optimizer = torch.optim.Adam(params, lr=config.lr)
+    k = NUM_CLASSES
+    pair_weights = torch.ones(k, k, device=dev) - torch.eye(k, device=dev)
+    spectral_state: dict[str, torch.Tensor] = {}
+    start_epoch, seconds, metrics = 0, 0.0, []
+
+    if resume and ckpt_path.exists():
+        saved_net, saved_config, extra = load_checkpoint(ckpt_path)
+        _check_resume_config(saved_config, config, ckpt_path)
+        if saved_net.dims != net.dims:
+            raise InputError(f"cannot resume {ckpt_path}: network dims {saved_net.dims} != {net.dims}")
+        net.load_state_dict(saved_net.state_dict())
+        if regularizer is not None:
+            regularizer.load_state_dict(extra["regularizer"])
+        optimizer.load_state_dict(extra["optimizer"])
+        pair_weights = extra["pair_weights"].to(dev)
+        spectral_state = {key: val.to(dev) for key, val in extra.get("spectral_state", {}).items()}
+        start_epoch, seconds, metrics = int(extra["epoch"]), float(extra["seconds"]), list(extra["metrics"])
+        _set_rng_state(extra["rng"], dev)
+
+    out.mkdir(parents=True, exist_ok=True)
+    machine = machine_description(dev)
+    n = len(y)
+    n_batches = (n + config.batch_size - 1) // config.batch_size
+
+    with tqdm(total=config.epochs, initial=start_epoch, desc=config.name, unit="epoch",
+              disable=not progress) as epoch_bar:
+        for epoch in range(start_epoch, config.epochs):
+            t0 = time.perf_counter()
+            lr = config.lr_at(epoch)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            order_gen = _epoch_generator(config.seed, epoch, _STREAM_ORDER)
+            class_gen = _epoch_generator(config.seed, epoch, _STREAM_CLASS)
+            order = torch.randperm(n, generator=order_gen).to(dev)
+            classes = torch.randint(k, (n_batches,), generator=class_gen)
+            pgd_gen = _epoch_generator(config.seed, epoch, _STREAM_PGD)
+            refreshed = None
+            if config.sdp_weighted and epoch > 0 and epoch % config.weight_refresh_epochs == 0:
+                # the bounds of the network as it is now, certified at the end of the previous epoch
+                bounds = np.array(metrics[-1]["sdp_bounds"], dtype=np.float64)
+                net.eval()
+                train_scores = _scores(net, X).cpu().double().numpy()
+                refreshed = pair_weights_from_bounds(train_scores, y_np, bounds, config.sdp_eps)
+                pair_weights = torch.tensor(refreshed, dtype=pair_weights.dtype, device=dev)
+            net.train()
+            loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
+            with tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False,
+                      disable=not progress) as batch_bar:
+                for step in range(n_batches):
+                    idx = order[step * config.batch_size:(step + 1) * config.batch_size]
+                    loss = _step_loss(config, net, X[idx], y[idx], int(classes[step]), regularizer,
+                                      pair_weights, spectral_state, pgd_gen)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    loss_sum += loss.detach().double()
+                    if step_callback is not None:
+                        step_callback(epoch, step, float(loss.detach()))
+                    if progress and (step % 50 == 0 or step == n_batches - 1):
+                        batch_bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
+                    batch_bar.update(1)
+
+            # evaluation
+            net.eval()
+            record: dict[str, Any] = {"epoch": epoch + 1, "lr": lr, "train_loss": float(loss_sum) / n_batches}
+            if refreshed is not None:
+                record["pair_weights"] = _json_matrix(refreshed)
+            test_scores = _scores(net, Xt)
+            wrong = (test_scores.argmax(dim=1) != yt).double()
+            record["test_error"] = float(wrong.mean()) if len(yt) else None
+            if regularizer is not None:
+                bounds = regularizer.certificate_bounds(net)
+                off = ~np.eye(k, dtype=bool)
+                record["sdp_bound_max"] = float(np.max(bounds[off]))
+                record["sdp_bound_mean"] = float(np.mean(bounds[off]))
+                record["sdp_bounds"] = _json_matrix(bounds)
+                if len(yt_np):
+                    margins = _sdp_margins(test_scores.cpu().double().numpy(), yt_np, bounds, config.sdp_eps)
+                    record["sdp_cert_error"] = float(np.mean(margins.max(axis=1) >= 0))
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+            epoch_seconds = time.perf_counter() - t0
+            seconds += epoch_seconds
+            record["seconds"] = epoch_seconds
+            record["seconds_total"] = seconds
+            metrics.append(record)
+
+            extra = {
+                "epoch": epoch + 1,
+                "optimizer": optimizer.state_dict(),
+                "regularizer": regularizer.state_dict() if regularizer is not None else None,
+                "spectral_state": {key: val.detach().cpu() for key, val in spectral_state.items()},
+                "pair_weights": pair_weights.detach().cpu(),
+                "rng": _rng_state(dev),
+                "metrics": metrics,
+                "seconds": seconds,
+                "machine": machine,
+            }
+            save_checkpoint(ckpt_path, net, dataclasses.asdict(config), extra)
+            _atomic_write_json(out / METRICS_NAME, metrics)
+            err = record["test_error"]
+            epoch_bar.set_postfix(loss=f"{record['train_loss']:.4f}",
+                                  err="-" if err is None else f"{err:.4f}")
+            epoch_bar.update(1)
+
+    if not metrics or start_epoch >= config.epochs:
+        _atomic_write_json(out / METRICS_NAME, metrics)
+    tmp = out / "weights.tmp.npz"
+    net.to_weights().save(tmp)
+    tmp.replace(out / WEIGHTS_NAME)
+    return ckpt_path

@@ -1,0 +1,324 @@
+"""Training (:mod:`certsdp.train`), its losses (:mod:`certsdp.objectives`), configs and ``certsdp train``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import random_weights
+
+from certsdp import cli
+from certsdp.errors import InputError
+from certsdp.lp_bound import lp_upper_bounds
+from certsdp.model import TwoLayerNet, load_checkpoint
+from certsdp.objectives import (
+    frobenius_reg,
+    multiclass_hinge,
+    spectral_reg,
+    wong_kolter_bounds,
+    wong_kolter_robust_loss,
+)
+from certsdp.train import pair_weights_from_bounds, train
+from certsdp.train_config import CONFIGS, get_config
+from certsdp.weights import Weights
+
+PAPER = ("NT-NN", "Fro-NN", "Spe-NN", "AT-NN", "SDP-NN", "SDP-NN-unweighted", "LP-NN")
+TINY = ("tiny-NT", "tiny-SDP", "tiny-AT", "tiny-LP", "tiny-Fro", "tiny-Spe")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors: one intra-op thread is faster, and far faster on a busy machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _run(name: str, out: Path, mnist_dir: Path, **kw) -> tuple[Path, list[float]]:
+    losses: list[float] = []
+    overrides = kw.pop("overrides", {})
+    ckpt = train(get_config(name, **overrides), out, data_dir=mnist_dir, progress=False,
+                 step_callback=lambda epoch, step, loss: losses.append(loss), **kw)
+    return ckpt, losses
+
+
+# ---------------------------------------------------------------------------------------------
+# configurations
+
+
+def test_registry_and_schedule() -> None:
+    assert set(PAPER + TINY) <= set(CONFIGS)
+    for name in PAPER:
+        cfg = CONFIGS[name]
+        assert (cfg.lr, cfg.lr_decay, cfg.lr_step_epochs, cfg.epochs, cfg.hidden) == (1e-3, 0.1, 30, 90, 500)
+        assert cfg.lr_at(0) == 1e-3 and cfg.lr_at(29) == 1e-3
+        assert cfg.lr_at(30) == pytest.approx(1e-4) and cfg.lr_at(89) == pytest.approx(1e-5)
+    fro = CONFIGS["Fro-NN"]
+    assert (fro.reg, fro.reg_lambda, fro.objective) == ("fro", 0.08, "hinge")
+    assert (CONFIGS["Spe-NN"].reg, CONFIGS["Spe-NN"].reg_lambda) == ("spectral", 0.09)
+    assert CONFIGS["SDP-NN"].sdp_weighted and not CONFIGS["SDP-NN-unweighted"].sdp_weighted
+    assert CONFIGS["SDP-NN"].reg_lambda == 0.05
+    at = CONFIGS["AT-NN"]
+    assert (at.at_eps, at.at_step, at.at_steps, at.at_weight) == (0.3, 0.1, 40, 0.5)
+    assert CONFIGS["LP-NN"].lp_eps == 0.1
+    for name in TINY:
+        cfg = CONFIGS[name]
+        assert (cfg.hidden, cfg.train_limit, cfg.epochs, cfg.batch_size) == (20, 512, 2, 64)
+
+
+def test_get_config_errors() -> None:
+    with pytest.raises(InputError, match="NT-NN"):
+        get_config("no-such-net")
+    with pytest.raises(InputError, match="unknown config field"):
+        get_config("NT-NN", epochz=3)
+    with pytest.raises(InputError, match="epochs"):
+        get_config("NT-NN", epochs=0)
+    with pytest.raises(InputError, match="reg_lambda"):
+        get_config("AT-NN", reg_lambda=0.1)
+    assert get_config("NT-NN", epochs=3).epochs == 3
+
+
+# ---------------------------------------------------------------------------------------------
+# objectives
+
+
+def test_hinge_and_frobenius_values() -> None:
+    logits = torch.tensor([[2.0, 0.5, 1.5], [0.0, 3.0, -1.0]])
+    y = torch.tensor([0, 2])
+    # row 0: max(0, 1 + 1.5 - 2) = 0.5; row 1: max(0, 1 + 3 - (-1)) = 5
+    assert float(multiclass_hinge(logits, y)) == pytest.approx(2.75)
+    torch.manual_seed(0)
+    net = TwoLayerNet(5, 4, 3)
+    V = net.out.weight.detach()
+    expected = float(torch.linalg.matrix_norm(net.hidden.weight.detach()) +
+                     0.5 * ((V[1] - V[0]).norm() + (V[1] - V[2]).norm()))
+    assert float(frobenius_reg(net, 1).detach()) == pytest.approx(expected, rel=1e-6)
+
+
+def test_spectral_reg_power_iteration() -> None:
+    torch.manual_seed(0)
+    net = TwoLayerNet(30, 12, 4).double()
+    state: dict = {}
+    for _ in range(100):
+        value = spectral_reg(net, 0, state).detach()
+    V = net.out.weight.detach()
+    pair = float(torch.stack([(V[0] - V[j]).norm() for j in (1, 2, 3)]).mean())
+    sigma = float(torch.linalg.matrix_norm(net.hidden.weight.detach(), ord=2))
+    assert float(value) - pair == pytest.approx(sigma, rel=1e-8)
+    net.zero_grad()
+    spectral_reg(net, 0, state).backward()
+    U, _, Vh = torch.linalg.svd(net.hidden.weight.detach())
+    top = torch.outer(U[:, 0], Vh[0])
+    assert torch.allclose(net.hidden.weight.grad.abs(), top.abs(), atol=1e-6)
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.02, 0.1, 0.5])
+def test_wong_kolter_matches_lp_bound(eps: float) -> None:
+    weights = random_weights(3, 12, 16, 5, scale=0.5)
+    rng = np.random.default_rng(4)
+    X = rng.uniform(0, 1, size=(25, 12))
+    y = rng.integers(0, 5, size=25)
+    expected = lp_upper_bounds(weights, X, y, eps)
+    net = TwoLayerNet.from_weights(weights, torch.float64)
+    got = wong_kolter_bounds(net, torch.from_numpy(X), torch.from_numpy(y), eps).detach().numpy()
+    wrong = np.arange(5)[None, :] != y[:, None]
+    np.testing.assert_allclose(got[wrong], expected[wrong], rtol=0, atol=1e-5)
+    assert np.all(got[~wrong] == 0.0)
+    loss = wong_kolter_robust_loss(net, torch.from_numpy(X), torch.from_numpy(y), eps)
+    loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in net.parameters())
+
+
+def test_pair_weights_from_bounds() -> None:
+    k = 4
+    bounds = np.full((k, k), 1.0)
+    np.fill_diagonal(bounds, np.nan)
+    bounds[2, 0] = bounds[0, 2] = 100.0  # pair {0, 2} decides every example of class 0 (and of 2)
+    scores = np.zeros((6, k))
+    y = np.array([0, 0, 0, 2, 1, 1])
+    scores[4, 3] = scores[5, 3] = 5.0  # examples of class 1: class 3 wins on its score
+    w = pair_weights_from_bounds(scores, y, bounds, eps=0.1)
+    off = ~np.eye(k, dtype=bool)
+    assert w[off].mean() == pytest.approx(1.0)
+    assert np.allclose(w, w.T) and np.all(np.diag(w) == 0)
+    assert w[0, 2] == pytest.approx(2 * w[1, 3]) and w[0, 1] == 0 and w[2, 3] == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# training
+
+
+def _mean(xs: list[float]) -> float:
+    return float(np.mean(xs))
+
+
+@pytest.mark.parametrize("name", ["tiny-NT", "tiny-Fro", "tiny-Spe", "tiny-AT", "tiny-LP"])
+def test_tiny_config_trains(name: str, tmp_path: Path, mnist_dir: Path) -> None:
+    out = tmp_path / name
+    ckpt, losses = _run(name, out, mnist_dir)
+    assert len(losses) == 16 and all(np.isfinite(losses))
+    assert _mean(losses[-3:]) < _mean(losses[:3])
+    net, config, extra = load_checkpoint(ckpt)
+    assert config["name"] == name and extra["epoch"] == 2 and net.dims == (784, 20, 10)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [m["epoch"] for m in metrics] == [1, 2] and metrics == extra["metrics"]
+    assert all(0.0 <= m["test_error"] <= 1.0 and np.isfinite(m["train_loss"]) for m in metrics)
+    w = Weights.load(out / "weights.npz")
+    np.testing.assert_array_equal(w.W, net.hidden.weight.detach().numpy())
+    assert extra["machine"]["device"] == "cpu" and extra["seconds"] > 0
+
+
+_SDP_SCRIPT = """
+import json, sys, torch
+from certsdp.train import train
+from certsdp.train_config import get_config
+torch.set_num_threads(1)
+losses = []
+train(get_config("tiny-SDP", epochs=1), sys.argv[1], data_dir=sys.argv[2], progress=False,
+      step_callback=lambda epoch, step, loss: losses.append(loss))
+print(json.dumps(losses))
+"""
+
+
+def test_tiny_sdp_trains(tmp_path: Path, mnist_dir: Path) -> None:
+    """One epoch of tiny-SDP with the exact certificate of the trained dual vectors.
+
+    Run in a subprocess with one BLAS thread: the certificate needs 45 dense 805 x 805 eigensolves,
+    about 3 s with one thread but minutes with two threads on a loaded 2-core machine.
+    """
+    pytest.importorskip("certsdp.lambda_max")
+    out = tmp_path / "sdp"
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-c", _SDP_SCRIPT, str(out), str(mnist_dir)], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    losses = json.loads(proc.stdout.strip().splitlines()[-1])
+    ckpt = out / "checkpoint.pt"
+    assert len(losses) == 8 and all(np.isfinite(losses))
+    # the per-step loss depends on the sampled class: compare the expected step loss (mean over i)
+    # on a fixed batch, for the initial network and dual vectors and for the trained ones
+    from certsdp.data import load_mnist
+    from certsdp.lambda_max import SDPDualRegularizer
+
+    X, y = load_mnist("train", data_dir=mnist_dir, limit=64)
+    xb, yb = torch.tensor(X), torch.tensor(y)
+
+    def expected_loss(net: TwoLayerNet, state: dict | None) -> float:
+        reg = SDPDualRegularizer(784, 20, 10)
+        if state is not None:
+            reg.load_state_dict(state)
+        ones = torch.ones(10)
+        with torch.no_grad():
+            for _ in range(5):  # converge the warm-started eigenvectors
+                for i in range(10):
+                    reg(net, i, ones)
+            total = sum(float(reg(net, i, ones)) for i in range(10)) / 10
+            return float(multiclass_hinge(net(xb), yb)) + 0.05 * total
+
+    torch.manual_seed(0)
+    initial = expected_loss(TwoLayerNet(784, 20, 10), None)  # the initialisation of train()
+    trained, _, extra = load_checkpoint(ckpt)
+    after = expected_loss(trained, extra["regularizer"])
+    assert after < initial
+    _, _, extra = load_checkpoint(ckpt)
+    (m,) = json.loads((out / "metrics.json").read_text())
+    bounds = np.array([[np.nan if v is None else v for v in row] for row in m["sdp_bounds"]])
+    off = ~np.eye(10, dtype=bool)
+    assert np.all(np.isfinite(bounds[off]) & (bounds[off] > 0))
+    assert np.allclose(bounds, bounds.T, equal_nan=True)
+    assert m["sdp_bound_max"] == pytest.approx(bounds[off].max())
+    assert 0.0 <= m["sdp_cert_error"] <= 1.0
+    assert "c" in extra["regularizer"] and "eigvecs" in extra["regularizer"]
+
+
+def _cheap_bounds(self, net) -> np.ndarray:
+    """Stand-in for the exact (dense eigensolver) certificate: sum relu(c) per pair, to keep tests fast."""
+    c = torch.relu(self.c.detach()).sum(dim=1).double().numpy()
+    out = np.full((self.k, self.k), np.nan)
+    for n, (i, j) in enumerate(self.pairs):
+        out[i, j] = out[j, i] = c[n] * (1 + 0.1 * i + 0.01 * j)
+    return out
+
+
+def _assert_same_run(a: Path, b: Path) -> None:
+    net_a, _, ex_a = load_checkpoint(a)
+    net_b, _, ex_b = load_checkpoint(b)
+    for (key, pa), pb in zip(net_a.state_dict().items(), net_b.state_dict().values(), strict=True):
+        assert torch.equal(pa, pb), key
+    for key in ("pair_weights",):
+        assert torch.equal(ex_a[key], ex_b[key])
+    if ex_a["regularizer"] is not None:
+        for key, val in ex_a["regularizer"].items():
+            assert torch.equal(val, ex_b["regularizer"][key]), key
+    for key, val in ex_a["spectral_state"].items():
+        assert torch.equal(val, ex_b["spectral_state"][key])
+    strip = ("seconds", "seconds_total")
+    ma = [{k: v for k, v in m.items() if k not in strip} for m in ex_a["metrics"]]
+    mb = [{k: v for k, v in m.items() if k not in strip} for m in ex_b["metrics"]]
+    assert ma == mb
+
+
+@pytest.mark.parametrize("name", ["tiny-Spe", "tiny-AT", "tiny-SDP"])
+def test_resume_is_bitwise_identical(name: str, tmp_path: Path, mnist_dir: Path, monkeypatch) -> None:
+    if name == "tiny-SDP":
+        lm = pytest.importorskip("certsdp.lambda_max")
+        monkeypatch.setattr(lm.SDPDualRegularizer, "certificate_bounds", _cheap_bounds)
+    straight, _ = _run(name, tmp_path / "straight", mnist_dir)
+    # the same run interrupted after epoch 1: a 1-epoch run, then resume with the full config
+    _run(name, tmp_path / "split", mnist_dir, overrides={"epochs": 1})
+    with pytest.raises(InputError, match="resume"):
+        _run(name, tmp_path / "split", mnist_dir)
+    resumed, losses = _run(name, tmp_path / "split", mnist_dir, resume=True)
+    assert len(losses) == 8  # only epoch 2 was trained
+    _assert_same_run(straight, resumed)
+    if name == "tiny-SDP":
+        metrics = json.loads((tmp_path / "split" / "metrics.json").read_text())
+        w = np.array([[np.nan if v is None else v for v in row] for row in metrics[1]["pair_weights"]])
+        off = ~np.eye(10, dtype=bool)
+        assert w[off].mean() == pytest.approx(1.0) and np.all(w[off] >= 0)
+        _, _, extra = load_checkpoint(resumed)
+        np.testing.assert_allclose(extra["pair_weights"].numpy(), np.nan_to_num(w), rtol=1e-6)
+
+
+def test_resume_refuses_other_config(tmp_path: Path, mnist_dir: Path) -> None:
+    _run("tiny-NT", tmp_path, mnist_dir, overrides={"epochs": 1})
+    with pytest.raises(InputError, match="another config.*lr"):
+        _run("tiny-NT", tmp_path, mnist_dir, overrides={"lr": 0.01}, resume=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# command line
+
+
+def _main(argv: list[str], monkeypatch) -> int:
+    monkeypatch.setattr(cli, "COMMANDS", tuple(dict.fromkeys((*cli.COMMANDS, "train"))))
+    return cli.main(argv)
+
+
+def test_cli_errors(tmp_path: Path, mnist_dir: Path, monkeypatch, capsys) -> None:
+    assert _main(["train", "--config", "no-such-net", "--out", str(tmp_path / "x")], monkeypatch) == 2
+    err = capsys.readouterr().err
+    assert "unknown config" in err and "NT-NN" in err and "Traceback" not in err
+    assert _main(["train", "--config", "tiny-NT", "--epochs", "0"], monkeypatch) == 2
+    if not torch.cuda.is_available():
+        assert _main(["train", "--config", "tiny-NT", "--device", "cuda", "--out", str(tmp_path / "c")],
+                     monkeypatch) == 2
+        assert "CUDA" in capsys.readouterr().err
+    out = tmp_path / "run"
+    argv = ["train", "--config", "tiny-NT", "--out", str(out), "--data-dir", str(mnist_dir), "--no-progress"]
+    assert _main([*argv, "--epochs", "1"], monkeypatch) == 0
+    assert "tiny-NT: 1 epochs" in capsys.readouterr().out
+    assert _main(argv, monkeypatch) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert _main([*argv, "--resume"], monkeypatch) == 0
+    assert len(json.loads((out / "metrics.json").read_text())) == 2
+    assert _main(["train", "--list"], monkeypatch) == 0
+    listing = capsys.readouterr().out
+    assert all(name in listing for name in PAPER + TINY)
