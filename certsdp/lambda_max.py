@@ -11,7 +11,7 @@ ARPACK fails to converge near the optimum, where the top eigenvalues cluster. He
   ``z = (z_0, z_T, z_S)``: ``(Mz)_0 = v . (W z_T)``, ``(Mz)_T = W^T (v * (z_0 + z_S))``,
   ``(Mz)_S = v * (W z_T)``: two products with the shared ``W`` serve all pairs of the class at once.
 * **Block LOBPCG, warm-started** from the previous step's eigenvectors (kept per pair in a buffer
-  and checkpointed), a few iterations per step, **Jacobi-preconditioned** by ``1/(c + theta)``: the
+  and checkpointed), six iterations per step (block of 4), **Jacobi-preconditioned** by ``1/(c + theta)``: the
   spectrum of ``M - diag c`` spans hundreds while its top cluster is a few thousandths wide, and the
   spread comes from the diagonal ``c``. A block (default 3 vectors) is robust to clustering: only the
   top Ritz value and a vector of the top eigenspace are needed, not their separation.
@@ -102,7 +102,7 @@ class SDPDualRegularizer(nn.Module):
     (``c = row sums of |M|``, so ``lambda_max <= 0``) unless already initialised.
     """
 
-    def __init__(self, d: int, m: int, k: int, block: int = 3, iters: int = 2, seed: int = 0) -> None:
+    def __init__(self, d: int, m: int, k: int, block: int = 4, iters: int = 6, seed: int = 0) -> None:
         super().__init__()
         self.d, self.m, self.k = d, m, k
         self.D = 1 + d + m
