@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from certsdp.errors import InputError
 
-COMMANDS = ("certify", "attack", "train", "data")
+COMMANDS = ("certify", "attack", "train", "evaluate", "data")
 
 
 def build_parser() -> argparse.ArgumentParser:

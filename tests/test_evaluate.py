@@ -1,0 +1,30 @@
+"""``certsdp evaluate``: a metrics file whose attack errors never exceed its certified errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from conftest import random_weights
+
+from certsdp.cli import main
+
+
+def test_evaluate_writes_consistent_metrics_and_manifest(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    weights = random_weights(4, 10, 8, 3, scale=0.3)
+    weights.save(tmp_path / "net.npz", dtype=np.float64)
+    X = np.random.default_rng(1).uniform(0, 1, size=(30, 10))
+    np.savez(tmp_path / "inputs.npz", X=X, y=weights.scores(X).argmax(axis=1))
+    rc = main(["evaluate", "--weights", "net.npz", "--inputs", "inputs.npz", "--eps", "0.05", "--name", "tiny",
+               "--out", "results/tiny.json", "--no-progress"])
+    assert rc == 0
+    m = json.loads((tmp_path / "results" / "tiny.json").read_text())
+    for attack in ("fgsm", "pgd", "cw"):
+        for method in ("sdp", "lp", "spectral", "fro"):
+            # lower bounds on the adversarial error never exceed certified upper bounds
+            assert m[f"{attack}_error"] <= m[f"{method}_certified_error"] + 1e-12
+    assert m["sdp_certified_error"] <= m["spectral_certified_error"] <= m["fro_certified_error"]
+    manifest = json.loads((tmp_path / "results" / "networks.json").read_text())
+    assert manifest["tiny"] == {"checkpoint": None, "weights": "net.npz", "metrics": "results/tiny.json"}
