@@ -11,10 +11,11 @@ ARPACK fails to converge near the optimum, where the top eigenvalues cluster. He
   ``z = (z_0, z_T, z_S)``: ``(Mz)_0 = v . (W z_T)``, ``(Mz)_T = W^T (v * (z_0 + z_S))``,
   ``(Mz)_S = v * (W z_T)``: two products with the shared ``W`` serve all pairs of the class at once.
 * **Block LOBPCG, warm-started** from the previous step's eigenvectors (kept per pair in a buffer
-  and checkpointed), up to 12 iterations per step (block of 4, stopping once the top residuals are below 1e-4), **Jacobi-preconditioned** by ``1/(c + theta)``: the
-  spectrum of ``M - diag c`` spans hundreds while its top cluster is a few thousandths wide, and the
-  spread comes from the diagonal ``c``. A block (default 3 vectors) is robust to clustering: only the
-  top Ritz value and a vector of the top eigenspace are needed, not their separation.
+  and checkpointed), up to 12 iterations per step (block of 4, stopping once every top Ritz residual
+  is below 1e-4), **Jacobi-preconditioned** by ``1/(c + theta)``: the spectrum of ``M - diag c``
+  spans hundreds while its top cluster is a few thousandths wide, and the spread comes from the
+  diagonal ``c``. A block is robust to clustering: only the top Ritz value and a vector of the top
+  eigenspace are needed, not their separation.
 * The value fed to autograd is the Rayleigh quotient ``q^T (M(W, v) - diag c) q`` of the (detached)
   top Ritz vector ``q``, whose gradient is the eigenvalue's gradient when ``q`` is exact
   (Hellmann-Feynman). An approximate ``q`` only changes the training signal: reported certificates

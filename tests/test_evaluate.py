@@ -17,8 +17,8 @@ def test_evaluate_writes_consistent_metrics_and_manifest(tmp_path: Path, monkeyp
     weights.save(tmp_path / "net.npz", dtype=np.float64)
     X = np.random.default_rng(1).uniform(0, 1, size=(30, 10))
     np.savez(tmp_path / "inputs.npz", X=X, y=weights.scores(X).argmax(axis=1))
-    rc = main(["evaluate", "--weights", "net.npz", "--inputs", "inputs.npz", "--eps", "0.05", "--name", "tiny",
-               "--out", "results/tiny.json", "--no-progress"])
+    rc = main(["evaluate", "--weights", "net.npz", "--inputs", "inputs.npz", "--eps", "0.05",
+               "--name", "tiny", "--out", "results/tiny.json", "--no-progress"])
     assert rc == 0
     m = json.loads((tmp_path / "results" / "tiny.json").read_text())
     for attack in ("fgsm", "pgd", "cw"):
