@@ -1,11 +1,13 @@
 # certsdp: the two commands of the README.
-#   make reproduce   set up .venv and certify the paper's own networks (Table 1, eps = 0.1)
+#   make reproduce   set up .venv, run the notebooks (PROFILE=full by default, PROFILE=smoke for CI's
+#                    scale) and certify the paper's own networks (Table 1, eps = 0.1)
 #   make test        set up .venv and run ruff + the whole pytest suite (what CI runs)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 CERTSDP_DATA ?= $(abspath ../shared/data/mnist)
 NETS ?= $(abspath ../shared/data/original_nets)
+PROFILE ?= full
 export CERTSDP_DATA
 
 .PHONY: setup test reproduce bench clean
@@ -20,10 +22,12 @@ setup: $(BIN)/python
 
 test: setup
 	$(BIN)/ruff check certsdp tests benchmarks
-	$(BIN)/python -m pytest -q --durations=15
+	$(BIN)/python -m pytest -q --durations=15 tests notebooks --nbval-lax --nbval-current-env
 
 reproduce: setup
 	mkdir -p results
+	cd notebooks && for nb in [0-9][0-9]_*.ipynb; do \
+	  $(abspath $(BIN))/papermill -k python3 --cwd . $$nb $$nb -p profile $(PROFILE) || exit 1; done
 	for net in sdp_nn lp_nn; do for method in sdp lp; do \
 	  $(BIN)/certsdp certify --weights $(NETS)/$$net.npz --eps 0.1 --method $$method \
 	    --sdp-table results/$$net.sdp_table.npz --out results/original_$${net}_$$method.json || exit 1; \
