@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from certsdp.box import check_clip, check_eps
 from certsdp.errors import InputError
 
 ATTACKS = ("fgsm", "pgd", "cw")
@@ -58,18 +59,6 @@ _BOX_TOL = 1e-6
 # validation and set-up
 
 
-def _check_eps(eps: float) -> float:
-    from certsdp.box import check_eps
-
-    return check_eps(eps)
-
-
-def _check_clip(clip: Sequence[float] | None) -> tuple[float, float] | None:
-    from certsdp.box import check_clip
-
-    return check_clip(clip)  # type: ignore[arg-type]
-
-
 def attack_settings(
     attack: str,
     eps: float,
@@ -85,7 +74,7 @@ def attack_settings(
     """
     if attack not in ATTACKS:
         raise InputError(f"unknown attack {attack!r}; choose one of {', '.join(ATTACKS)}")
-    eps = _check_eps(eps)
+    eps = check_eps(eps)
     if attack == "fgsm":
         if steps not in (None, 1) or restarts not in (None, 1) or step_size not in (None, eps):
             raise InputError("fgsm is a single step of size eps; it takes no steps, restarts or step size")
@@ -304,8 +293,8 @@ def _run(
     generator: torch.Generator | None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Run ``attack`` on one batch; returns ``(x_adv, fooled)``."""
-    eps = _check_eps(eps)
-    clip = _check_clip(clip)
+    eps = check_eps(eps)
+    clip = check_clip(clip)
     settings = attack_settings(attack, eps, steps, step_size, restarts)
     if loss not in LOSSES:
         raise InputError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
@@ -456,8 +445,8 @@ def attack_report(
     """
     from tqdm import tqdm
 
-    eps = _check_eps(eps)
-    clip = _check_clip(clip)
+    eps = check_eps(eps)
+    clip = check_clip(clip)
     allowed = {"fgsm": set(), "pgd": {"steps", "step_size", "restarts", "loss"},
                "cw": {"steps", "step_size", "restarts", "kappa"}}
     if attack not in ATTACKS:

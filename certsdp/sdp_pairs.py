@@ -141,10 +141,11 @@ def load_pair_table(path: str, weights: Weights, progress: bool = False) -> Pair
             B = coupling_block(weights.W, weights.V[i] - weights.V[j])
             c_T = dual[1:1 + d]
             c_U = np.r_[dual[0], dual[1 + d:]]
-            upper, tau, _ = certify_dual(B, c_T, c_U, block_error_bound(weights.W, weights.V, i, j))
+            margin = block_error_bound(weights.W, weights.V, i, j)
+            upper, tau, _ = certify_dual(B, c_T, c_U, margin)
             cert = SDPCertificate(upper=upper, lower=float(z["lower"][row]), dual=dual, shift=tau,
-                                  margin=block_error_bound(weights.W, weights.V, i, j),
-                                  solver=str(z["solver"][row]) + "+recheck", seconds=float(z["seconds"][row]))
+                                  margin=margin, solver=str(z["solver"][row]) + "+recheck",
+                                  seconds=float(z["seconds"][row]))
             table.certificates[(i, j)] = cert
             table.upper[i, j] = table.upper[j, i] = upper
             table.lower[i, j] = table.lower[j, i] = cert.lower

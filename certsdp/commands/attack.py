@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
+from certsdp.box import check_eps
 from certsdp.commands._dataset import add_dataset_arguments, load_dataset
 from certsdp.errors import InputError
 
@@ -42,10 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from certsdp.attacks import attack_report, attack_settings
     from certsdp.model import TwoLayerNet, load_network
 
-    if not math.isfinite(args.eps) or args.eps < 0:
-        raise InputError(f"--eps must be finite and >= 0, got {args.eps}")
-    if args.limit is not None and args.limit < 1:
-        raise InputError(f"--limit must be >= 1, got {args.limit}")
+    check_eps(args.eps)
     if args.batch_size < 1:
         raise InputError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.seed < 0:

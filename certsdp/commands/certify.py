@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from certsdp.box import check_eps
 from certsdp.commands._dataset import add_dataset_arguments, load_dataset
 from certsdp.errors import InputError
 
@@ -43,8 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from certsdp.sdp_fast import FastSDPOptions
     from certsdp.sdp_pairs import fast_pair_solver, load_pair_table, save_pair_table, solve_pairs
 
-    if args.eps < 0:
-        raise InputError(f"--eps must be >= 0, got {args.eps}")
+    check_eps(args.eps)
     weights = load_network(args.weights)
     X, y = load_dataset(args, weights)
     progress = not args.no_progress

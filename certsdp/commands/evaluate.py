@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from certsdp.bounds import check_eps
+    from certsdp.box import check_eps
     from certsdp.evaluate import evaluate_network, update_manifest
     from certsdp.model import load_checkpoint, load_network
 
