@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from certsdp.certify import certify
+from certsdp.errors import InputError
 from certsdp.sdp_pairs import PairTable, solve_pairs
 from certsdp.weights import Weights
 
@@ -51,6 +52,45 @@ def evaluate_network(weights: Weights, X: np.ndarray, y: np.ndarray, eps: float 
         out[f"{attack}_error"] = report["error"]
     out["evaluate_seconds"] = time.perf_counter() - t0
     return out
+
+
+def evaluate_and_record(weights_path: str | Path, X: np.ndarray, y: np.ndarray, out: str | Path,
+                        name: str | None = None, eps: float = 0.1, attack_limit: int | None = 1000,
+                        clip: tuple[float, float] | None = None, seed: int = 0, progress: bool = True,
+                        root: str | Path = ".") -> dict[str, Any]:
+    """Evaluate a ``.npz`` or checkpoint (:func:`evaluate_network`), save to ``out``, record in the manifest.
+
+    For a ``.pt`` checkpoint the metrics also record its config, epochs, training seconds and
+    machine, and the manifest entry points at the ``weights.npz`` beside it. Paths in the manifest
+    ``root/results/networks.json`` are relative to ``root`` (the repository root).
+    """
+    from certsdp.model import load_checkpoint, load_network
+
+    root = Path(root).resolve()
+    weights_path, out = Path(weights_path).resolve(), Path(out).resolve()
+    weights = load_network(weights_path)
+    metrics = evaluate_network(weights, X, y, eps, attack_limit=attack_limit, clip=clip, seed=seed,
+                               progress=progress)
+    checkpoint = None
+    if weights_path.suffix == ".pt":
+        _, config, extra = load_checkpoint(weights_path)
+        metrics.update(config=config, epochs_trained=extra.get("epoch"), train_seconds=extra.get("seconds"),
+                       machine=extra.get("machine"))
+        checkpoint = weights_path
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(metrics, indent=1) + "\n")
+    if name:
+        def rel(path: Path) -> str:
+            try:
+                return str(path.relative_to(root))
+            except ValueError:
+                raise InputError(f"{path} is outside the repository root {root}: the manifest stores "
+                                 "paths relative to it") from None
+
+        weights_file = weights_path.with_name("weights.npz") if checkpoint else weights_path
+        update_manifest(name, rel(checkpoint) if checkpoint else None, rel(weights_file), rel(out),
+                        manifest=root / MANIFEST)
+    return metrics
 
 
 def update_manifest(name: str, checkpoint: str | None, weights: str, metrics: str,

@@ -12,7 +12,8 @@ ARPACK fails to converge near the optimum, where the top eigenvalues cluster. He
   ``(Mz)_S = v * (W z_T)``: two products with the shared ``W`` serve all pairs of the class at once.
 * **Block LOBPCG, warm-started** from the previous step's eigenvectors (kept per pair in a buffer
   and checkpointed), up to 12 iterations per step (block of 4, stopping once every top Ritz residual
-  is below 1e-4), **Jacobi-preconditioned** by ``1/(c + theta)``: the spectrum of ``M - diag c``
+  is below 1e-4; each iteration multiplies only the 4 new directions by ``M``, the products of the
+  others are carried along), **Jacobi-preconditioned** by ``1/(c + theta)``: the spectrum of ``M - diag c``
   spans hundreds while its top cluster is a few thousandths wide, and the spread comes from the
   diagonal ``c``. A block is robust to clustering: only the top Ritz value and a vector of the top
   eigenspace are needed, not their separation.
@@ -40,13 +41,18 @@ def _pair_index(k: int) -> tuple[list[tuple[int, int]], dict[tuple[int, int], in
 
 
 def structured_matmul(W: torch.Tensor, v: torch.Tensor, Z: torch.Tensor) -> torch.Tensor:
-    """``M(v_p, W) Z_p`` for a batch of pairs: ``v`` (P, m), ``Z`` (P, D, b) -> (P, D, b)."""
+    """``M(v_p, W) Z_p`` for a batch of pairs: ``v`` (P, m), ``Z`` (P, D, b) -> (P, D, b).
+
+    The two products with ``W`` serve all ``P * b`` columns at once as single matrix products.
+    """
     m, d = W.shape
+    P, _, b = Z.shape
     z0, zT, zS = Z[:, :1, :], Z[:, 1:1 + d, :], Z[:, 1 + d:, :]
-    WzT = torch.einsum("md,pdb->pmb", W, zT)  # (P, m, b)
+    WzT = (W @ zT.transpose(0, 1).reshape(d, P * b)).reshape(m, P, b).transpose(0, 1)  # (P, m, b)
     vW = v[:, :, None] * WzT
     out0 = vW.sum(dim=1, keepdim=True)
-    outT = torch.einsum("md,pmb->pdb", W, v[:, :, None] * (z0 + zS))
+    u = (v[:, :, None] * (z0 + zS)).transpose(0, 1).reshape(m, P * b)
+    outT = (W.T @ u).reshape(d, P, b).transpose(0, 1)
     return torch.cat([out0, outT, vW], dim=1)
 
 
@@ -55,14 +61,45 @@ def _orthonormalize(S: torch.Tensor) -> torch.Tensor:
     return Q
 
 
+def _unit_columns(S: torch.Tensor, AS: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    norms = torch.linalg.vector_norm(S, dim=1, keepdim=True).clamp_min(1e-30)
+    return S / norms, AS / norms
+
+
+def _rayleigh_ritz(S: torch.Tensor, AS: torch.Tensor, b: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Top ``b`` Ritz pairs of the pencil ``(S^T A S, S^T S)`` in float64, or None if ill-conditioned."""
+    Sd, ASd = S.double(), AS.double()
+    GA = Sd.transpose(1, 2) @ ASd
+    GB = Sd.transpose(1, 2) @ Sd
+    GA, GB = 0.5 * (GA + GA.transpose(1, 2)), 0.5 * (GB + GB.transpose(1, 2))
+    L, info = torch.linalg.cholesky_ex(GB)
+    if bool((info != 0).any()):
+        return None
+    diag = torch.diagonal(L, dim1=1, dim2=2)
+    if float((diag.amin(dim=1) / diag.amax(dim=1)).min()) < 1e-4:  # Gram condition number > 1e8
+        return None
+    Linv = torch.linalg.solve_triangular(L, torch.eye(L.shape[1], dtype=L.dtype, device=L.device)[None],
+                                         upper=False)
+    C = Linv @ GA @ Linv.transpose(1, 2)
+    evals, evecs = torch.linalg.eigh(0.5 * (C + C.transpose(1, 2)))
+    theta = evals.flip(-1)[:, :b]
+    Y = Linv.transpose(1, 2) @ evecs.flip(-1)[:, :, :b]
+    return theta, Y
+
+
 def lobpcg_top(W: torch.Tensor, v: torch.Tensor, c: torch.Tensor, X: torch.Tensor, iters: int,
                tol: float = 0.0, min_iters: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
     """Block-LOBPCG iterations for the top eigenpairs of ``M(v_p) - diag(c_p)``, batched over p.
 
     ``X`` (P, D, b) is the warm start. At most ``iters`` iterations; after ``min_iters`` it stops once
     the residual norm of every top Ritz pair is at most ``tol`` (then some eigenvalue lies within
-    ``tol`` of each top Ritz value). Returns ``(theta (P, b) descending, X (P, D, b))``; the small
-    Rayleigh-Ritz problems are solved in float64.
+    ``tol`` of each top Ritz value). Returns ``(theta (P, b) descending, X (P, D, b))``.
+
+    Each iteration applies the matrix to the ``b`` new (preconditioned residual) directions only:
+    the products of ``X`` and of the previous direction ``P`` are carried along as the same linear
+    combinations of earlier products (Knyazev's LOBPCG). The Rayleigh-Ritz step solves the pencil
+    ``(S^T A S, S^T S)`` in float64, so the basis need not be orthonormal; when its Gram matrix is
+    ill-conditioned the ``P`` block is dropped for that iteration (a restart).
     """
     def apply(Z: torch.Tensor) -> torch.Tensor:
         return structured_matmul(W, v, Z) - c[:, :, None] * Z
@@ -74,7 +111,7 @@ def lobpcg_top(W: torch.Tensor, v: torch.Tensor, c: torch.Tensor, X: torch.Tenso
     theta, Y = torch.linalg.eigh(0.5 * (H + H.transpose(1, 2)))
     theta, Y = theta.flip(-1), Y.flip(-1).to(X.dtype)
     X, AX = X @ Y, AX @ Y
-    P = None
+    P = AP = None
     cmax = c.abs().amax(dim=1, keepdim=True).clamp_min(1e-30)
     for it in range(iters):
         R = AX - X * theta.to(X.dtype)[:, None, :]
@@ -83,18 +120,25 @@ def lobpcg_top(W: torch.Tensor, v: torch.Tensor, c: torch.Tensor, X: torch.Tenso
         # Jacobi preconditioner (diag(c) - M + theta I)^{-1} ~ 1/(c + theta): the spread of the
         # spectrum comes from the large diagonal c, and without it the clustered top is unreachable
         shift = (c + theta[:, :1].to(c.dtype)).clamp_min(1e-3 * cmax)
-        R = R / shift[:, :, None]
-        blocks = [X, R] if P is None else [X, R, P]
-        S = _orthonormalize(torch.cat(blocks, dim=2))
-        AS = apply(S)
-        G = (S.transpose(1, 2) @ AS).double()
-        evals, evecs = torch.linalg.eigh(0.5 * (G + G.transpose(1, 2)))
-        theta = evals.flip(-1)[:, :b]
-        Y = evecs.flip(-1)[:, :, :b].to(X.dtype)
-        X_new = S @ Y
-        # implicit P: the part of the update outside span(X)
-        P = X_new - X @ (X.transpose(1, 2) @ X_new)
-        X, AX = X_new, AS @ Y
+        Wr = R / shift[:, :, None]
+        Wr = Wr - X @ (X.transpose(1, 2) @ Wr)
+        Wr = Wr / torch.linalg.vector_norm(Wr, dim=1, keepdim=True).clamp_min(1e-30)
+        AW = apply(Wr)  # the only product with the matrix in this iteration
+        result = None
+        if P is not None:
+            S, AS = torch.cat([X, Wr, P], dim=2), torch.cat([AX, AW, AP], dim=2)
+            result = _rayleigh_ritz(S, AS, b)
+        if result is None:
+            S, AS = torch.cat([X, Wr], dim=2), torch.cat([AX, AW], dim=2)
+            result = _rayleigh_ritz(S, AS, b)
+            if result is None:  # even [X, R] is degenerate: X has converged to working precision
+                break
+        theta, Yd = result
+        Y = Yd.to(X.dtype)
+        X_new, AX_new = S @ Y, AS @ Y
+        # the search direction: the part of the update built from the new blocks (R and old P)
+        P, AP = _unit_columns(S[:, :, b:] @ Y[:, b:], AS[:, :, b:] @ Y[:, b:])
+        X, AX = X_new, AX_new
     return theta, X
 
 
@@ -105,6 +149,11 @@ class SDPDualRegularizer(nn.Module):
     M_ij - diag c_ij)) + sum relu(c_ij))`` with ``M_ij`` built from the network's current ``W`` and
     ``v = V_i - V_j``. Dual vectors start at the Gershgorin point of the first network they see
     (``c = row sums of |M|``, so ``lambda_max <= 0``) unless already initialised.
+
+    With ``pair_weights`` the gradient reaching the network is that of the weighted sum, while each
+    dual vector gets the gradient of its own, unweighted term: ``c_ij`` minimises its pair's bound
+    whatever ``w_ij`` is (the minimiser is the same for every ``w_ij > 0``), so a pair weighted 0
+    until the next refresh still has a tight certificate. With all weights 1 this is plain eq. 15.
     """
 
     def __init__(self, d: int, m: int, k: int, block: int = 4, iters: int = 12, tol: float = 1e-4,
@@ -148,17 +197,25 @@ class SDPDualRegularizer(nn.Module):
             theta, X = lobpcg_top(W.detach().to(c.dtype), v.detach().to(c.dtype), c.detach(),
                                   self.eigvecs[rows], self.iters, tol=self.tol)
             self.eigvecs[rows] = X
-        q = X[:, :, 0].detach()  # (P, D) top Ritz vector, unit norm
+        q = X[:, :, 0].detach()  # (P, D) top Ritz vector
+        q = q / torch.linalg.vector_norm(q, dim=1, keepdim=True).clamp_min(1e-30)
         q0, qT, qS = q[:, :1], q[:, 1:1 + self.d], q[:, 1 + self.d:]
         WqT = qT.to(W.dtype) @ W.T  # (P, m)
         quad = 2.0 * (WqT * v * (q0 + qS).to(W.dtype)).sum(dim=1)
-        lam = quad - (c * q * q).sum(dim=1)
-        self.last_lambda = lam.detach()
-        per_pair = self.D * torch.relu(lam) + torch.relu(c).sum(dim=1)
-        if pair_weights is not None:
-            w = torch.as_tensor(pair_weights, dtype=per_pair.dtype)[others]
-            per_pair = per_pair * w
-        return per_pair.sum()
+        def dual_objective(quad: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+            return self.D * torch.relu(quad - (c * q * q).sum(dim=1)) + torch.relu(c).sum(dim=1)
+
+        per_pair = dual_objective(quad, c)
+        self.last_lambda = (quad - (c * q * q).sum(dim=1)).detach()
+        if pair_weights is None:
+            return per_pair.sum()
+        w = torch.as_tensor(pair_weights, dtype=per_pair.dtype, device=per_pair.device)[others]
+        # The network sees the weighted sum; each dual vector is optimised at full weight (its
+        # minimiser does not depend on w_ij > 0, and Adam is invariant to the scale), so a pair
+        # whose weight is 0 keeps a current, tight certificate. Value: sum_j w_j f_j.
+        to_net = (w * dual_objective(quad, c.detach())).sum()
+        to_dual = dual_objective(quad.detach(), c).sum()
+        return to_net + (to_dual - to_dual.detach())
 
     @torch.no_grad()
     def certificate_bounds(self, net: nn.Module) -> np.ndarray:

@@ -73,3 +73,32 @@ def test_trained_dual_certificate_upper_bounds_the_exact_sdp() -> None:
     off = ~np.eye(3, dtype=bool)
     assert np.all(bounds[off] >= table.lower[off])
     assert np.all(bounds[off] >= table.upper[off] * (1 - 1e-5))
+
+
+def test_pair_weights_scale_the_network_gradient_but_not_the_dual_vectors() -> None:
+    """Weighted: value sum_j w_j f_j, network gradient weighted, dual-vector gradient unweighted."""
+    torch.manual_seed(5)
+    net = TwoLayerNet(6, 5, 3).double()
+    reg = SDPDualRegularizer(6, 5, 3, block=4, iters=30).double()
+    reg.initialise(net)
+    with torch.no_grad():
+        reg.c.mul_(0.2)
+    weights = torch.tensor([0.0, 0.0, 3.0], dtype=torch.float64)  # class 0: pairs (0,1) w=0, (0,2) w=3
+
+    def run(w: torch.Tensor | None) -> tuple[float, torch.Tensor, torch.Tensor]:
+        net.zero_grad()
+        reg.zero_grad()
+        value = reg(net, 0, w)
+        value.backward()
+        return float(value.detach()), net.hidden.weight.grad.clone(), reg.c.grad.clone()
+
+    value_1, grad_w1, grad_c1 = run(None)
+    per_pair = reg.D * torch.relu(reg.last_lambda) + torch.relu(reg.c[[reg.index[(0, 1)], reg.index[(0, 2)]]]
+                                                                  ).sum(dim=1)
+    value_w, grad_ww, grad_cw = run(weights)
+    assert abs(value_w - 3.0 * float(per_pair[1])) <= 1e-9 * max(1.0, value_1)
+    torch.testing.assert_close(grad_cw, grad_c1)  # the pair with weight 0 still trains its c
+    assert float(grad_c1[reg.index[(0, 1)]].abs().sum()) > 0
+    # the network gradient is 3x that of pair (0, 2) alone
+    _, grad_w_only2, _ = run(torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64))
+    torch.testing.assert_close(grad_ww, 3.0 * grad_w_only2)

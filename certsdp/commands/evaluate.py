@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
 from certsdp.commands._dataset import add_dataset_arguments, load_dataset
 from certsdp.errors import InputError
@@ -31,28 +29,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from certsdp.box import check_eps
-    from certsdp.evaluate import evaluate_network, update_manifest
-    from certsdp.model import load_checkpoint, load_network
+    from certsdp.evaluate import evaluate_and_record
+    from certsdp.model import load_network
 
     check_eps(args.eps)
     if args.attack_limit is not None and args.attack_limit < 1:
         raise InputError(f"--attack-limit must be >= 1, got {args.attack_limit}")
     weights = load_network(args.weights)
     X, y = load_dataset(args, weights)
-    metrics = evaluate_network(weights, X, y, args.eps, attack_limit=args.attack_limit,
-                               clip=(0.0, 1.0) if args.clip else None, seed=args.seed,
-                               progress=not args.no_progress)
-    checkpoint = None
-    if Path(args.weights).suffix == ".pt":
-        _, config, extra = load_checkpoint(args.weights)
-        metrics.update(config=config, epochs_trained=extra.get("epoch"),
-                       train_seconds=extra.get("seconds"), machine=extra.get("machine"))
-        checkpoint = str(args.weights)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(metrics, indent=1) + "\n")
-    if args.name:
-        weights_path = str(Path(args.weights).with_name("weights.npz")) if checkpoint else str(args.weights)
-        update_manifest(args.name, checkpoint, weights_path, str(args.out))
+    metrics = evaluate_and_record(args.weights, X, y, args.out, name=args.name, eps=args.eps,
+                                  attack_limit=args.attack_limit, clip=(0.0, 1.0) if args.clip else None,
+                                  seed=args.seed, progress=not args.no_progress)
     keys = ("clean_error", "fgsm_error", "pgd_error", "cw_error", "sdp_certified_error", "lp_certified_error",
             "spectral_certified_error", "fro_certified_error")
     print(" ".join(f"{key}={100 * metrics[key]:.2f}%" for key in keys))
