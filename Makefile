@@ -2,15 +2,18 @@
 #   make reproduce   set up .venv, run the notebooks (PROFILE=full by default, PROFILE=smoke for CI's
 #                    scale) and certify the paper's own networks (Table 1, eps = 0.1)
 #   make test        set up .venv and run ruff + the whole pytest suite (what CI runs)
+#   make networks    train (or resume) and evaluate every network of the paper that results/ lacks,
+#                    NETWORKS="NT-NN LP-NN" to choose; hours on a CPU for AT-NN and SDP-NN
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 CERTSDP_DATA ?= $(abspath ../shared/data/mnist)
 NETS ?= $(abspath ../shared/data/original_nets)
 PROFILE ?= full
+NETWORKS ?= NT-NN Fro-NN Spe-NN LP-NN SDP-NN SDP-NN-unweighted AT-NN
 export CERTSDP_DATA
 
-.PHONY: setup test reproduce bench clean
+.PHONY: setup test reproduce networks bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +35,14 @@ reproduce: setup
 	  $(BIN)/certsdp certify --weights $(NETS)/$$net.npz --eps 0.1 --method $$method \
 	    --sdp-table results/$$net.sdp_table.npz --out results/original_$${net}_$$method.json || exit 1; \
 	done; done
+
+networks: setup
+	for net in $(NETWORKS); do \
+	  if [ -f results/$$net/eval_eps0.1.json ]; then echo "$$net: already in results/"; continue; fi; \
+	  $(BIN)/certsdp train --config $$net --resume && \
+	  $(BIN)/certsdp evaluate --weights results/$$net/checkpoint.pt --name $$net --attack-limit 1000 \
+	    --out results/$$net/eval_eps0.1.json || exit 1; \
+	done
 
 bench: setup
 	$(BIN)/python benchmarks/bench_sdp.py

@@ -76,8 +76,18 @@ def lipschitz_upper_bounds(weights: Weights, X: np.ndarray, y: np.ndarray, eps: 
     y = weights.check_labels(y, X.shape[0])
     eps = check_eps(eps)
     margins = scores_upper_margins(weights.W, weights.b, weights.V, weights.c, X, y)
+    return add_lipschitz_slack(margins, y, eps, K)
+
+
+def add_lipschitz_slack(margins: np.ndarray, y: np.ndarray, eps: float, K: np.ndarray) -> np.ndarray:
+    """``U = margins + eps K[i, y_n]`` rounded up, ``U[n, y_n] = -inf``.
+
+    ``margins`` are upper bounds on the clean ``f^{i y_n}(x_n)`` (n x k,
+    :func:`certsdp.rounding.scores_upper_margins`); they do not depend on eps, so a sweep over eps
+    computes them once. ``y`` and ``eps`` must already be validated.
+    """
     slack = up(eps * K[:, y].T)  # (n, k): eps * K[i, y_n]
-    slack[np.arange(X.shape[0]), y] = 0.0
+    slack[np.arange(margins.shape[0]), y] = 0.0
     U = up(margins + slack)
-    U[np.arange(X.shape[0]), y] = -np.inf
+    U[np.arange(margins.shape[0]), y] = -np.inf
     return U

@@ -9,12 +9,14 @@ The certified error is the fraction of examples that are misclassified or whose 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from certsdp.bounds import (
+    add_lipschitz_slack,
     frobenius_constants,
     lipschitz_upper_bounds,
     sdp_constants,
@@ -22,6 +24,7 @@ from certsdp.bounds import (
 )
 from certsdp.box import check_clip, check_eps
 from certsdp.errors import InputError
+from certsdp.rounding import scores_upper_margins
 from certsdp.sdp_pairs import PairTable, solve_pairs
 from certsdp.weights import Weights
 
@@ -104,10 +107,79 @@ def certify(weights: Weights, X: np.ndarray, y: np.ndarray, eps: float, method: 
     if method == "sdp" and table is None:
         table = solve_pairs(weights, progress=progress)
     U = upper_bounds(weights, X, y, eps, method, clip=clip, table=table)
+    return _result(weights, X, y, eps, method, clip, U, t0, table if method == "sdp" else None)
+
+
+def certify_pair_bounds(weights: Weights, X: np.ndarray, y: np.ndarray, eps: float,
+                        pair_bounds: np.ndarray) -> CertifyResult:
+    """Certify every example with a given ``k x k`` matrix of upper bounds on the SDP values ``S_ij``.
+
+    Paper eq. 12: example ``(x, y)`` is certified at radius ``eps`` iff
+    ``max_{i != y} f_i(x) - f_y(x) + eps/4 * S_iy < 0``. Any rigorous upper bound on ``S_iy`` may
+    stand in for it, e.g. the exactly solved table (:attr:`certsdp.sdp_pairs.PairTable.upper`, which
+    gives the same result as ``certify(..., "sdp", table=table)``) or the eq. 16 bounds of the dual
+    vectors trained jointly with the network
+    (:meth:`certsdp.lambda_max.SDPDualRegularizer.certificate_bounds`). The result is only as sound as
+    ``pair_bounds``; larger bounds never certify more examples. Returns a :class:`CertifyResult`
+    with ``method="sdp"`` and no table.
+
+    Raises :class:`InputError` unless ``pair_bounds`` is ``k x k`` with finite, non-negative entries
+    off the diagonal (the diagonal is ignored; ``S_ij >= 0`` since ``P = 0`` is feasible).
+    """
+    X = weights.check_inputs(X)
+    y = weights.check_labels(y, X.shape[0])
+    eps = check_eps(eps)
+    S = _check_pair_bounds(pair_bounds, weights.k)
+    t0 = time.perf_counter()
+    U = lipschitz_upper_bounds(weights, X, y, eps, sdp_constants(S))
+    return _result(weights, X, y, eps, "sdp", None, U, t0, None)
+
+
+def certified_error_curve(weights: Weights, X: np.ndarray, y: np.ndarray, eps_values: Sequence[float],
+                          pair_bounds: np.ndarray) -> np.ndarray:
+    """Certified error (fraction) at every eps of ``eps_values`` from the pair bounds (eq. 12).
+
+    The same numbers as ``[certify_pair_bounds(weights, X, y, eps, pair_bounds).certified_error for
+    eps in eps_values]``, but the eps-independent margins ``f_i(x) - f_y(x)`` (rounded up) are
+    computed once, so a sweep costs one pass over the data plus one cheap step per eps.
+    """
+    X = weights.check_inputs(X)
+    y = weights.check_labels(y, X.shape[0])
+    eps_list = [check_eps(eps) for eps in np.atleast_1d(np.asarray(eps_values, dtype=object))]
+    K = sdp_constants(_check_pair_bounds(pair_bounds, weights.k))
+    if X.shape[0] == 0:
+        return np.zeros(len(eps_list))
+    margins = scores_upper_margins(weights.W, weights.b, weights.V, weights.c, X, y)
+    out = np.empty(len(eps_list))
+    for n, eps in enumerate(eps_list):
+        U = add_lipschitz_slack(margins, y, eps, K)
+        bounds = U.max(axis=1) if U.shape[1] > 1 else np.full(X.shape[0], -np.inf)
+        out[n] = float(np.mean(~(bounds < 0)))
+    return out
+
+
+def _check_pair_bounds(pair_bounds: np.ndarray, k: int) -> np.ndarray:
+    """``pair_bounds`` as float64 ``k x k`` with a NaN diagonal; InputError unless finite and >= 0 off it."""
+    try:
+        S = np.array(pair_bounds, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"pair_bounds is not numeric ({exc})") from None
+    if S.shape != (k, k):
+        raise InputError(f"pair_bounds must be {k} x {k}, got shape {S.shape}")
+    off = ~np.eye(k, dtype=bool)
+    if not np.all(np.isfinite(S[off])) or np.any(S[off] < 0):
+        raise InputError("pair_bounds must be finite and >= 0 off the diagonal")
+    S[~off] = np.nan
+    return S
+
+
+def _result(weights: Weights, X: np.ndarray, y: np.ndarray, eps: float, method: str,
+            clip: tuple[float, float] | None, U: np.ndarray, t0: float,
+            table: PairTable | None) -> CertifyResult:
     bounds = U.max(axis=1) if U.shape[1] > 1 else np.full(X.shape[0], -np.inf)
     scores = weights.scores(X)
     clean_error = float(np.mean(scores.argmax(axis=1) != y)) if X.shape[0] else 0.0
     certified_error = float(np.mean(~(bounds < 0))) if X.shape[0] else 0.0
     return CertifyResult(method=method, eps=eps, clip=clip, clean_error=clean_error,
                          certified_error=certified_error, seconds=time.perf_counter() - t0,
-                         bounds=bounds, upper=U, table=table if method == "sdp" else None)
+                         bounds=bounds, upper=U, table=table)

@@ -33,7 +33,9 @@ B_jy`` (``eps = sdp_eps``, ``B`` the certified pair bounds of the regularizer,
 proportional to the number of examples whose deciding pair is ``{i, j}``; since the regularizer
 shares one dual vector between ``(i, j)`` and ``(j, i)`` the counts are symmetrised, and the weights
 are normalised to mean 1 over the ``k (k - 1)`` ordered pairs (a pair that decides no example gets
-weight 0 until the next refresh). Unweighted: all 1.
+weight 0 until the next refresh: the network is then not pushed on that pair, but its dual vector
+keeps being optimised at full weight, see :class:`certsdp.lambda_max.SDPDualRegularizer`).
+Unweighted: all 1.
 """
 
 from __future__ import annotations

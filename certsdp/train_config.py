@@ -136,6 +136,9 @@ CONFIGS: dict[str, TrainConfig] = {
         TrainConfig("tiny-NT", objective="ce", **_TINY),
         TrainConfig("tiny-SDP", objective="hinge", reg="sdp", reg_lambda=0.05, sdp_weighted=True,
                     weight_refresh_epochs=1, **_TINY),
+        # tiny-SDP without pair weights (the weighted/unweighted comparison of Figure 4a)
+        TrainConfig("tiny-SDP-unweighted", objective="hinge", reg="sdp", reg_lambda=0.05, sdp_weighted=False,
+                    weight_refresh_epochs=1, **_TINY),
         TrainConfig("tiny-AT", objective="ce", reg="at", at_eps=0.3, at_step=0.1, at_steps=40, at_weight=0.5,
                     **_TINY),
         TrainConfig("tiny-LP", objective="ce", reg="lp", lp_eps=0.1, **_TINY),

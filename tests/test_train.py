@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -29,7 +30,7 @@ from certsdp.train_config import CONFIGS, get_config
 from certsdp.weights import Weights
 
 PAPER = ("NT-NN", "Fro-NN", "Spe-NN", "AT-NN", "SDP-NN", "SDP-NN-unweighted", "LP-NN")
-TINY = ("tiny-NT", "tiny-SDP", "tiny-AT", "tiny-LP", "tiny-Fro", "tiny-Spe")
+TINY = ("tiny-NT", "tiny-SDP", "tiny-SDP-unweighted", "tiny-AT", "tiny-LP", "tiny-Fro", "tiny-Spe")
 
 
 @pytest.fixture(autouse=True)
@@ -64,6 +65,9 @@ def test_registry_and_schedule() -> None:
     assert (fro.reg, fro.reg_lambda, fro.objective) == ("fro", 0.08, "hinge")
     assert (CONFIGS["Spe-NN"].reg, CONFIGS["Spe-NN"].reg_lambda) == ("spectral", 0.09)
     assert CONFIGS["SDP-NN"].sdp_weighted and not CONFIGS["SDP-NN-unweighted"].sdp_weighted
+    assert CONFIGS["tiny-SDP"].sdp_weighted and not CONFIGS["tiny-SDP-unweighted"].sdp_weighted
+    assert (dataclasses.replace(CONFIGS["tiny-SDP-unweighted"], name="tiny-SDP", sdp_weighted=True)
+            == CONFIGS["tiny-SDP"])  # the two differ in the pair weights only
     assert CONFIGS["SDP-NN"].reg_lambda == 0.05
     at = CONFIGS["AT-NN"]
     assert (at.at_eps, at.at_step, at.at_steps, at.at_weight) == (0.3, 0.1, 40, 0.5)
