@@ -91,15 +91,19 @@ def sdp_table(network: TrainedNetwork, weights=None, solve: bool = False, progre
     """The SDP pair table of ``network`` (:class:`certsdp.sdp_pairs.PairTable`).
 
     Loaded from ``<folder>/sdp_table.npz`` when it exists and ``solve`` is false (every stored dual
-    vector is re-certified on load, so the file is never trusted); otherwise solved with the fast
-    solver and saved there.
+    vector is re-certified on load, so the file is never trusted); otherwise, or when the file is
+    unreadable or belongs to other weights (a network retrained since), solved with the fast solver
+    and saved there.
     """
     from certsdp.sdp_pairs import load_pair_table, save_pair_table, solve_pairs
 
     weights = weights if weights is not None else network.load_weights()
     path = network.folder / SDP_TABLE_NAME
     if path.is_file() and not solve:
-        return load_pair_table(str(path), weights)
+        try:
+            return load_pair_table(str(path), weights)
+        except InputError:  # a stale or damaged cache: solve again below
+            pass
     table = solve_pairs(weights, progress=progress)
     save_pair_table(table, str(path))
     return table

@@ -66,3 +66,16 @@ def test_bad_manifest_is_a_clear_error(tmp_path: Path, entries: object, match: s
     _write(tmp_path, entries)
     with pytest.raises(InputError, match=match):
         load_manifest(tmp_path)
+
+
+def test_stale_sdp_table_is_solved_again(tmp_path: Path) -> None:
+    """A table left by earlier weights (a retrained network) is replaced, not used."""
+    (tmp_path / "results" / "A").mkdir(parents=True)
+    random_weights(2, 6, 4, 3).save(tmp_path / "results" / "A" / "weights.npz", dtype=np.float64)
+    _write(tmp_path, {"NT-NN": {"weights": "results/A/weights.npz", "metrics": "results/A/m.json"}})
+    sdp_table(load_manifest(tmp_path)["NT-NN"])
+    retrained = random_weights(3, 6, 4, 3)
+    retrained.save(tmp_path / "results" / "A" / "weights.npz", dtype=np.float64)
+    table = sdp_table(load_manifest(tmp_path)["NT-NN"])
+    assert table.weights_sha256 == retrained.content_hash()
+    np.testing.assert_allclose(table.upper, solve_pairs(retrained).upper, rtol=1e-9, equal_nan=True)
