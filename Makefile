@@ -11,7 +11,9 @@ CERTSDP_DATA ?= $(abspath ../shared/data/mnist)
 NETS ?= $(abspath ../shared/data/original_nets)
 PROFILE ?= full
 NETWORKS ?= NT-NN Fro-NN Spe-NN LP-NN SDP-NN SDP-NN-unweighted AT-NN
-export CERTSDP_DATA
+# fixed PDF creation dates (matplotlib honours it), so re-running a notebook leaves its PDFs unchanged
+SOURCE_DATE_EPOCH ?= 0
+export CERTSDP_DATA SOURCE_DATE_EPOCH
 
 .PHONY: setup test reproduce networks bench clean
 
