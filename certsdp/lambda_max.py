@@ -164,24 +164,37 @@ class SDPDualRegularizer(nn.Module):
         self.iters = iters
         self.tol = tol
         self.pairs, self.index = _pair_index(k)
-        self.c = nn.Parameter(torch.zeros(len(self.pairs), self.D))
+        # c = exp(log_c): Adam then moves every entry by a similar *relative* step. With c itself as
+        # the parameter each entry moves by about lr per step whatever its size, and the constant
+        # coordinate, which starts in the hundreds while the others are ~1e-2, stayed stuck
+        # (measured: bounds ~90x the exact SDP after 7 epochs). c >= 0 loses nothing: a negative
+        # entry only raises lambda_max without lowering 1^T max(c, 0).
+        self.log_c = nn.Parameter(torch.zeros(len(self.pairs), self.D))
         gen = torch.Generator().manual_seed(seed)
         self.register_buffer("eigvecs", torch.randn(len(self.pairs), self.D, block, generator=gen))
         self.register_buffer("initialised", torch.zeros((), dtype=torch.bool))
         self.last_lambda: torch.Tensor | None = None
 
+    @property
+    def c(self) -> torch.Tensor:
+        """The dual vectors ``c = exp(log_c)`` (one row per unordered pair, see :attr:`pairs`)."""
+        return torch.exp(self.log_c)
+
     @torch.no_grad()
     def initialise(self, net: nn.Module) -> None:
         """Gershgorin start: ``c = sum_j |M_ij|`` for every pair (a feasible dual point)."""
-        W = net.hidden.weight.detach().to(self.c.dtype)
-        V = net.out.weight.detach().to(self.c.dtype)
+        W = net.hidden.weight.detach().to(self.log_c.dtype)
+        V = net.out.weight.detach().to(self.log_c.dtype)
         absW = W.abs()
+        c = torch.empty_like(self.log_c)
         for n, (i, j) in enumerate(self.pairs):
             av = (V[i] - V[j]).abs()
             row_T = absW.T @ av  # |W^T v| <= |W|^T |v|, coupling to constant; same again to hidden units
-            self.c[n, 0] = row_T.sum()
-            self.c[n, 1:1 + self.d] = 2 * row_T
-            self.c[n, 1 + self.d:] = av * absW.sum(dim=1) * 2
+            c[n, 0] = row_T.sum()
+            c[n, 1:1 + self.d] = 2 * row_T
+            c[n, 1 + self.d:] = av * absW.sum(dim=1) * 2
+        tiny = torch.finfo(c.dtype).tiny
+        self.log_c.copy_(torch.log(c.clamp_min(tiny)))  # a dead hidden unit or input has c = 0
         self.initialised.fill_(True)
 
     def forward(self, net: nn.Module, i: int, pair_weights: torch.Tensor | None = None) -> torch.Tensor:
@@ -192,7 +205,7 @@ class SDPDualRegularizer(nn.Module):
         others = [j for j in range(self.k) if j != i]
         rows = [self.index[(min(i, j), max(i, j))] for j in others]
         v = V[i][None, :] - V[others]  # (k-1, m); the sign does not matter (see module doc)
-        c = self.c[rows]
+        c = torch.exp(self.log_c[rows])
         with torch.no_grad():
             theta, X = lobpcg_top(W.detach().to(c.dtype), v.detach().to(c.dtype), c.detach(),
                                   self.eigvecs[rows], self.iters, tol=self.tol)
@@ -233,7 +246,7 @@ class SDPDualRegularizer(nn.Module):
         Vn = net.out.weight.detach().cpu().double().numpy()
         out = np.full((self.k, self.k), np.nan)
         for n, (i, j) in enumerate(self.pairs):
-            c = np.maximum(self.c[n].detach().cpu().double().numpy(), 0.0)
+            c = np.exp(self.log_c[n].detach().cpu().double().numpy())
             B = coupling_block(Wn, Vn[i] - Vn[j])
             lam = float(np.linalg.eigvalsh(sdp_matrix_from_block(B) - np.diag(c))[-1])
             c_T, c_U = c[1:1 + self.d], np.r_[c[0], c[1 + self.d:]]

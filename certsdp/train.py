@@ -313,6 +313,9 @@ def train(
             raise InputError(f"cannot resume {ckpt_path}: network dims {saved_net.dims} != {net.dims}")
         net.load_state_dict(saved_net.state_dict())
         if regularizer is not None:
+            if "log_c" not in (extra.get("regularizer") or {}):
+                raise InputError(f"cannot resume {ckpt_path}: it was written by an earlier SDP regularizer "
+                                 "(dual vectors c trained directly, which stalled); train it again")
             regularizer.load_state_dict(extra["regularizer"])
         optimizer.load_state_dict(extra["optimizer"])
         pair_weights = extra["pair_weights"].to(dev)
