@@ -152,9 +152,7 @@ def certified_error_curve(weights: Weights, X: np.ndarray, y: np.ndarray, eps_va
     margins = scores_upper_margins(weights.W, weights.b, weights.V, weights.c, X, y)
     out = np.empty(len(eps_list))
     for n, eps in enumerate(eps_list):
-        U = add_lipschitz_slack(margins, y, eps, K)
-        bounds = U.max(axis=1) if U.shape[1] > 1 else np.full(X.shape[0], -np.inf)
-        out[n] = float(np.mean(~(bounds < 0)))
+        out[n] = float(np.mean(~(_worst_bounds(add_lipschitz_slack(margins, y, eps, K)) < 0)))
     return out
 
 
@@ -173,10 +171,15 @@ def _check_pair_bounds(pair_bounds: np.ndarray, k: int) -> np.ndarray:
     return S
 
 
+def _worst_bounds(U: np.ndarray) -> np.ndarray:
+    """Per example ``max_{i != y} U[n, i]`` (``-inf`` with one class); certified iff < 0 (eq. 12)."""
+    return U.max(axis=1) if U.shape[1] > 1 else np.full(U.shape[0], -np.inf)
+
+
 def _result(weights: Weights, X: np.ndarray, y: np.ndarray, eps: float, method: str,
             clip: tuple[float, float] | None, U: np.ndarray, t0: float,
             table: PairTable | None) -> CertifyResult:
-    bounds = U.max(axis=1) if U.shape[1] > 1 else np.full(X.shape[0], -np.inf)
+    bounds = _worst_bounds(U)
     scores = weights.scores(X)
     clean_error = float(np.mean(scores.argmax(axis=1) != y)) if X.shape[0] else 0.0
     certified_error = float(np.mean(~(bounds < 0))) if X.shape[0] else 0.0
