@@ -31,16 +31,24 @@ __all__ = [
 ]
 
 
-def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean softmax cross-entropy."""
-    return F.cross_entropy(logits, y)
+def _reduce(per_example: torch.Tensor, reduction: str) -> torch.Tensor:
+    if reduction == "mean":
+        return per_example.mean()
+    if reduction == "sum":
+        return per_example.sum()
+    raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
 
 
-def multiclass_hinge(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Crammer-Singer multiclass hinge loss: mean over the batch of ``max(0, 1 + max_{j != y} f_j - f_y)``."""
+def cross_entropy(logits: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Softmax cross-entropy, averaged (``reduction="mean"``) or summed over the batch."""
+    return _reduce(F.cross_entropy(logits, y, reduction="none"), reduction)
+
+
+def multiclass_hinge(logits: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Crammer-Singer multiclass hinge loss ``max(0, 1 + max_{j != y} f_j - f_y)``, averaged or summed."""
     correct = logits.gather(1, y[:, None]).squeeze(1)
     wrong = logits.masked_fill(F.one_hot(y, logits.shape[1]).bool(), -math.inf).amax(dim=1)
-    return torch.relu(1.0 + wrong - correct).mean()
+    return _reduce(torch.relu(1.0 + wrong - correct), reduction)
 
 
 def _pair_v_norms(net: torch.nn.Module, i: int) -> torch.Tensor:

@@ -19,6 +19,7 @@ from certsdp.errors import InputError
 from certsdp.lp_bound import lp_upper_bounds
 from certsdp.model import TwoLayerNet, load_checkpoint
 from certsdp.objectives import (
+    cross_entropy,
     frobenius_reg,
     multiclass_hinge,
     spectral_reg,
@@ -69,6 +70,10 @@ def test_registry_and_schedule() -> None:
     assert (dataclasses.replace(CONFIGS["tiny-SDP-unweighted"], name="tiny-SDP", sdp_weighted=True)
             == CONFIGS["tiny-SDP"])  # the two differ in the pair weights only
     assert CONFIGS["SDP-NN"].reg_lambda == 0.05
+    # eq. 15 sums the data loss over the examples; the other networks average it
+    sdp_names = ("SDP-NN", "SDP-NN-unweighted", "tiny-SDP", "tiny-SDP-unweighted")
+    for name in CONFIGS:
+        assert CONFIGS[name].loss_reduction == ("sum" if name in sdp_names else "mean"), name
     at = CONFIGS["AT-NN"]
     assert (at.at_eps, at.at_step, at.at_steps, at.at_weight) == (0.3, 0.1, 40, 0.5)
     assert CONFIGS["LP-NN"].lp_eps == 0.1
@@ -86,6 +91,12 @@ def test_get_config_errors() -> None:
         get_config("NT-NN", epochs=0)
     with pytest.raises(InputError, match="reg_lambda"):
         get_config("AT-NN", reg_lambda=0.1)
+    with pytest.raises(InputError, match="loss_reduction must be one of"):
+        get_config("NT-NN", loss_reduction="median")
+    with pytest.raises(InputError, match="loss_reduction='sum' is not supported"):
+        get_config("LP-NN", loss_reduction="sum")
+    with pytest.raises(InputError, match="sdp_iters"):
+        get_config("SDP-NN", sdp_iters=0)
     assert get_config("NT-NN", epochs=3).epochs == 3
 
 
@@ -98,6 +109,10 @@ def test_hinge_and_frobenius_values() -> None:
     y = torch.tensor([0, 2])
     # row 0: max(0, 1 + 1.5 - 2) = 0.5; row 1: max(0, 1 + 3 - (-1)) = 5
     assert float(multiclass_hinge(logits, y)) == pytest.approx(2.75)
+    assert float(multiclass_hinge(logits, y, reduction="sum")) == pytest.approx(5.5)
+    ce = torch.nn.functional.cross_entropy(logits, y, reduction="none")
+    assert float(cross_entropy(logits, y, reduction="sum")) == pytest.approx(float(ce.sum()))
+    assert float(cross_entropy(logits, y)) == pytest.approx(float(ce.mean()))
     torch.manual_seed(0)
     net = TwoLayerNet(5, 4, 3)
     V = net.out.weight.detach()
@@ -295,6 +310,24 @@ def test_resume_refuses_other_config(tmp_path: Path, mnist_dir: Path) -> None:
     _run("tiny-NT", tmp_path, mnist_dir, overrides={"epochs": 1})
     with pytest.raises(InputError, match="another config.*lr"):
         _run("tiny-NT", tmp_path, mnist_dir, overrides={"lr": 0.01}, resume=True)
+    with pytest.raises(InputError, match="another config.*loss_reduction"):
+        _run("tiny-NT", tmp_path, mnist_dir, overrides={"loss_reduction": "sum"}, resume=True)
+
+
+def test_resume_fills_fields_added_later(tmp_path: Path, mnist_dir: Path) -> None:
+    """A checkpoint written before a config field existed resumes as if it had the field's default."""
+    ckpt, _ = _run("tiny-NT", tmp_path, mnist_dir, overrides={"epochs": 1})
+    state = torch.load(ckpt, weights_only=True)
+    for key in ("loss_reduction", "sdp_iters"):
+        del state["config"][key]
+    torch.save(state, ckpt)
+    _run("tiny-NT", tmp_path, mnist_dir, overrides={"epochs": 2}, resume=True)
+    assert load_checkpoint(ckpt)[2]["epoch"] == 2
+    state = torch.load(ckpt, weights_only=True)
+    state["config"]["loss_reduction"] = "sum"
+    torch.save(state, ckpt)
+    with pytest.raises(InputError, match="loss_reduction"):
+        _run("tiny-NT", tmp_path, mnist_dir, overrides={"epochs": 3}, resume=True)
 
 
 # ---------------------------------------------------------------------------------------------
