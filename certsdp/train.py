@@ -232,6 +232,17 @@ def _json_matrix(a: np.ndarray) -> list[list[float | None]]:
     return [[None if not np.isfinite(v) else float(v) for v in row] for row in a]
 
 
+def _check_fork(saved: dict[str, Any], config: TrainConfig, epoch: int, path: Path) -> None:
+    """A weighted/unweighted SDP pair before the first pair-weight refresh (see ``train(fork_from=)``)."""
+    if config.reg != "sdp" or saved.get("reg") != "sdp":
+        raise InputError(f"cannot fork from {path}: forking is for the weighted and unweighted SDP runs")
+    if epoch > config.weight_refresh_epochs:
+        raise InputError(f"cannot fork from {path}: it has {epoch} epochs, past the first pair-weight "
+                         f"refresh (after epoch {config.weight_refresh_epochs}), where the runs part")
+    same = dataclasses.replace(config, name=saved.get("name"), sdp_weighted=bool(saved.get("sdp_weighted")))
+    _check_resume_config(saved, same, path)
+
+
 def _check_resume_config(saved: dict[str, Any], config: TrainConfig, path: Path) -> None:
     wanted = dataclasses.asdict(config)
     # a field added after the checkpoint was written counts at its default
@@ -257,6 +268,7 @@ def train(
     resume: bool = False,
     progress: bool = True,
     step_callback: Callable[[int, int, float], None] | None = None,
+    fork_from: str | Path | None = None,
 ) -> Path:
     """Train ``config`` on MNIST, checkpointing every epoch to ``out_dir``; returns the checkpoint path.
 
@@ -271,6 +283,14 @@ def train(
         progress: tqdm bars over epochs and batches.
         step_callback: if given, called as ``step_callback(epoch, step, loss)`` after every step
             (forces a device synchronisation per step on CUDA).
+        fork_from: start from the checkpoint of a *weighted* SDP run instead of from scratch, for the
+            unweighted one (or the other way round). Until the first refresh of the pair weights (at
+            the start of epoch ``weight_refresh_epochs + 1``) all weights are 1 and the two runs are
+            the same computation, so a checkpoint of one at epoch ``<= weight_refresh_epochs`` is a
+            checkpoint of the other (bitwise, on CPU; tested); this saves those epochs (20 of 90 for
+            the paper's SDP-NN). The configs must differ only in ``name``, ``sdp_weighted`` and
+            ``epochs``. Ignored when ``resume`` finds a checkpoint in ``out_dir`` (an interrupted
+            forked run continues from its own checkpoint).
 
     Raises:
         InputError: CUDA unavailable, a checkpoint exists and ``resume`` is false, the checkpoint
@@ -310,16 +330,27 @@ def train(
     pair_weights = torch.ones(k, k, device=dev) - torch.eye(k, device=dev)
     spectral_state: dict[str, torch.Tensor] = {}
     start_epoch, seconds, metrics = 0, 0.0, []
+    forked: dict[str, Any] | None = None
 
-    if resume and ckpt_path.exists():
-        saved_net, saved_config, extra = load_checkpoint(ckpt_path)
-        _check_resume_config(saved_config, config, ckpt_path)
+    source = None
+    if resume and ckpt_path.exists():  # also a forked run that was interrupted: fork_from is then ignored
+        source, fork_from = ckpt_path, None
+    elif fork_from is not None:
+        source = Path(fork_from)
+        if not source.is_file():
+            raise InputError(f"checkpoint to fork from not found: {source}")
+    if source is not None:
+        saved_net, saved_config, extra = load_checkpoint(source)
+        if fork_from is not None:
+            _check_fork(saved_config, config, int(extra["epoch"]), source)
+        else:
+            _check_resume_config(saved_config, config, source)
         if saved_net.dims != net.dims:
-            raise InputError(f"cannot resume {ckpt_path}: network dims {saved_net.dims} != {net.dims}")
+            raise InputError(f"cannot resume {source}: network dims {saved_net.dims} != {net.dims}")
         net.load_state_dict(saved_net.state_dict())
         if regularizer is not None:
             if "log_c" not in (extra.get("regularizer") or {}):
-                raise InputError(f"cannot resume {ckpt_path}: it was written by an earlier SDP regularizer "
+                raise InputError(f"cannot resume {source}: it was written by an earlier SDP regularizer "
                                  "(dual vectors c trained directly, which stalled); train it again")
             regularizer.load_state_dict(extra["regularizer"])
         optimizer.load_state_dict(extra["optimizer"])
@@ -327,6 +358,9 @@ def train(
         spectral_state = {key: val.to(dev) for key, val in extra.get("spectral_state", {}).items()}
         start_epoch, seconds, metrics = int(extra["epoch"]), float(extra["seconds"]), list(extra["metrics"])
         _set_rng_state(extra["rng"], dev)
+        forked = extra.get("forked_from")
+        if fork_from is not None:
+            forked = {"checkpoint": str(source), "config": saved_config["name"], "epoch": start_epoch}
 
     out.mkdir(parents=True, exist_ok=True)
     machine = machine_description(dev)
@@ -408,6 +442,7 @@ def train(
                 "metrics": metrics,
                 "seconds": seconds,
                 "machine": machine,
+                "forked_from": forked,
             }
             save_checkpoint(ckpt_path, net, dataclasses.asdict(config), extra)
             _atomic_write_json(out / METRICS_NAME, metrics)

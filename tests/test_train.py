@@ -359,3 +359,31 @@ def test_cli_errors(tmp_path: Path, mnist_dir: Path, monkeypatch, capsys) -> Non
     assert _main(["train", "--list"], monkeypatch) == 0
     listing = capsys.readouterr().out
     assert all(name in listing for name in PAPER + TINY)
+
+
+def test_fork_unweighted_from_weighted_before_the_refresh(tmp_path: Path, mnist_dir: Path) -> None:
+    """Until the first pair-weight refresh the weighted and unweighted SDP runs are one computation."""
+    direct, _ = _run("tiny-SDP-unweighted", tmp_path / "direct", mnist_dir)
+    first, _ = _run("tiny-SDP", tmp_path / "weighted", mnist_dir, overrides={"epochs": 1})  # refresh after 1
+    forked, _ = _run("tiny-SDP-unweighted", tmp_path / "forked", mnist_dir, fork_from=first)
+    net_a, config_a, extra_a = load_checkpoint(direct)
+    net_b, config_b, extra_b = load_checkpoint(forked)
+    assert config_a == config_b and extra_b["epoch"] == 2
+    assert extra_b["forked_from"] == {"checkpoint": str(first), "config": "tiny-SDP", "epoch": 1}
+    for key, val in net_a.state_dict().items():
+        assert torch.equal(val, net_b.state_dict()[key]), key
+    for key, val in extra_a["regularizer"].items():
+        assert torch.equal(val, extra_b["regularizer"][key]), key
+    # past the refresh the runs part; other configs are refused; an existing run is not overwritten
+    both, _ = _run("tiny-SDP", tmp_path / "weighted2", mnist_dir)
+    with pytest.raises(InputError, match="past the first pair-weight refresh"):
+        _run("tiny-SDP-unweighted", tmp_path / "f2", mnist_dir, fork_from=both)
+    nt, _ = _run("tiny-NT", tmp_path / "nt", mnist_dir, overrides={"epochs": 1})
+    with pytest.raises(InputError, match="forking is for"):
+        _run("tiny-SDP-unweighted", tmp_path / "f3", mnist_dir, fork_from=nt)
+    with pytest.raises(InputError, match="another config.*lr"):
+        _run("tiny-SDP-unweighted", tmp_path / "f4", mnist_dir, fork_from=first, overrides={"lr": 0.01})
+    with pytest.raises(InputError, match="already exists"):
+        _run("tiny-SDP-unweighted", tmp_path / "forked", mnist_dir, fork_from=first)
+    with pytest.raises(InputError, match="not found"):
+        _run("tiny-SDP-unweighted", tmp_path / "f5", mnist_dir, fork_from=tmp_path / "nope.pt")

@@ -21,6 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", help="configuration name (see --list)")
     p.add_argument("--out", help="output folder (default results/<NAME>)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--fork-from", metavar="CHECKPOINT",
+                   help="start SDP-NN-unweighted from an SDP-NN checkpoint (or the other way round) taken "
+                   "before the first pair-weight refresh (epoch <= 20), where the two runs are identical")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--data-dir", help="MNIST directory (default: $CERTSDP_DATA)")
     p.add_argument("--epochs", type=int, help="override the number of epochs")
@@ -70,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from certsdp.train import METRICS_NAME, WEIGHTS_NAME, train
 
     ckpt = train(config, out, data_dir=args.data_dir, device=args.device, resume=args.resume,
-                 progress=not args.no_progress)
+                 progress=not args.no_progress, fork_from=args.fork_from)
     metrics = json.loads((out / METRICS_NAME).read_text())
     last = metrics[-1] if metrics else {}
     err = last.get("test_error")
