@@ -3,7 +3,8 @@
 #                    scale) and certify the paper's own networks (Table 1, eps = 0.1)
 #   make test        set up .venv and run ruff + the whole pytest suite (what CI runs)
 #   make networks    train (or resume) and evaluate every network of the paper that results/ lacks,
-#                    NETWORKS="NT-NN LP-NN" to choose; hours on a CPU for AT-NN and SDP-NN
+#                    NETWORKS="NT-NN LP-NN" to choose; hours on a CPU for AT-NN and SDP-NN;
+#                    SDP-NN-unweighted starts from SDP-NN's epoch-20 checkpoint (identical until then)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -41,7 +42,9 @@ reproduce: setup
 networks: setup
 	for net in $(NETWORKS); do \
 	  if [ -f results/$$net/eval_eps0.1.json ]; then echo "$$net: already in results/"; continue; fi; \
-	  $(BIN)/certsdp train --config $$net --resume && \
+	  fork=""; if [ $$net = SDP-NN-unweighted ] && [ -f results/SDP-NN/checkpoint_before_refresh.pt ]; then \
+	    fork="--fork-from results/SDP-NN/checkpoint_before_refresh.pt"; fi; \
+	  $(BIN)/certsdp train --config $$net --resume $$fork && \
 	  $(BIN)/certsdp evaluate --weights results/$$net/checkpoint.pt --name $$net --attack-limit 1000 \
 	    --out results/$$net/eval_eps0.1.json || exit 1; \
 	done

@@ -13,7 +13,9 @@
   pair bounds ``sdp_bounds`` of eq. 16 from the trained dual vectors, their max and mean, and
   ``sdp_cert_error``, the fraction of those test images not certified by eq. 12 at ``sdp_eps``,
   computed as rigorously as any reported certificate, :func:`certsdp.certify.certified_error_curve`);
-* ``weights.npz`` at the end (:meth:`certsdp.weights.Weights.save`, float32).
+* ``weights.npz`` at the end (:meth:`certsdp.weights.Weights.save`, float32);
+* for sdp, ``checkpoint_before_refresh.pt``: a copy of the checkpoint after epoch
+  ``weight_refresh_epochs``, the last one the weighted and unweighted runs share (``fork_from``).
 
 Randomness. The network is initialised after ``torch.manual_seed(seed)``. Everything random during
 an epoch (data order, the class ``i`` of each step, PGD's random starts) is drawn from CPU
@@ -45,6 +47,7 @@ import dataclasses
 import json
 import os
 import platform
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -61,6 +64,7 @@ from certsdp.train_config import TrainConfig
 CHECKPOINT_NAME = "checkpoint.pt"
 METRICS_NAME = "metrics.json"
 WEIGHTS_NAME = "weights.npz"
+FORK_POINT_NAME = "checkpoint_before_refresh.pt"
 NUM_CLASSES = 10
 INPUT_DIM = 784
 _EVAL_BATCH = 2000
@@ -445,6 +449,9 @@ def train(
                 "forked_from": forked,
             }
             save_checkpoint(ckpt_path, net, dataclasses.asdict(config), extra)
+            if config.reg == "sdp" and epoch + 1 == config.weight_refresh_epochs < config.epochs:
+                # the last checkpoint the weighted and unweighted runs share (see fork_from)
+                shutil.copyfile(ckpt_path, out / FORK_POINT_NAME)
             _atomic_write_json(out / METRICS_NAME, metrics)
             err = record["test_error"]
             epoch_bar.set_postfix(loss=f"{record['train_loss']:.4f}",

@@ -26,7 +26,7 @@ from certsdp.objectives import (
     wong_kolter_bounds,
     wong_kolter_robust_loss,
 )
-from certsdp.train import pair_weights_from_bounds, train
+from certsdp.train import FORK_POINT_NAME, pair_weights_from_bounds, train
 from certsdp.train_config import CONFIGS, get_config
 from certsdp.weights import Weights
 
@@ -364,7 +364,10 @@ def test_cli_errors(tmp_path: Path, mnist_dir: Path, monkeypatch, capsys) -> Non
 def test_fork_unweighted_from_weighted_before_the_refresh(tmp_path: Path, mnist_dir: Path) -> None:
     """Until the first pair-weight refresh the weighted and unweighted SDP runs are one computation."""
     direct, _ = _run("tiny-SDP-unweighted", tmp_path / "direct", mnist_dir)
-    first, _ = _run("tiny-SDP", tmp_path / "weighted", mnist_dir, overrides={"epochs": 1})  # refresh after 1
+    both, _ = _run("tiny-SDP", tmp_path / "weighted", mnist_dir)  # pair weights refreshed after epoch 1
+    first = tmp_path / "weighted" / FORK_POINT_NAME
+    assert load_checkpoint(first)[2]["epoch"] == 1
+    assert (tmp_path / "direct" / FORK_POINT_NAME).exists()  # either run can start the other
     forked, _ = _run("tiny-SDP-unweighted", tmp_path / "forked", mnist_dir, fork_from=first)
     net_a, config_a, extra_a = load_checkpoint(direct)
     net_b, config_b, extra_b = load_checkpoint(forked)
@@ -375,10 +378,10 @@ def test_fork_unweighted_from_weighted_before_the_refresh(tmp_path: Path, mnist_
     for key, val in extra_a["regularizer"].items():
         assert torch.equal(val, extra_b["regularizer"][key]), key
     # past the refresh the runs part; other configs are refused; an existing run is not overwritten
-    both, _ = _run("tiny-SDP", tmp_path / "weighted2", mnist_dir)
     with pytest.raises(InputError, match="past the first pair-weight refresh"):
         _run("tiny-SDP-unweighted", tmp_path / "f2", mnist_dir, fork_from=both)
     nt, _ = _run("tiny-NT", tmp_path / "nt", mnist_dir, overrides={"epochs": 1})
+    assert not (tmp_path / "nt" / FORK_POINT_NAME).exists()
     with pytest.raises(InputError, match="forking is for"):
         _run("tiny-SDP-unweighted", tmp_path / "f3", mnist_dir, fork_from=nt)
     with pytest.raises(InputError, match="another config.*lr"):
