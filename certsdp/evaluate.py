@@ -61,8 +61,10 @@ def evaluate_and_record(weights_path: str | Path, X: np.ndarray, y: np.ndarray, 
     """Evaluate a ``.npz`` or checkpoint (:func:`evaluate_network`), save to ``out``, record in the manifest.
 
     For a ``.pt`` checkpoint the metrics also record its config, epochs, training seconds and
-    machine, and the manifest entry points at the ``weights.npz`` beside it. Paths in the manifest
-    ``root/results/networks.json`` are relative to ``root`` (the repository root).
+    machine (and ``forked_from`` for a run started from another's checkpoint, see
+    :func:`certsdp.train.train`), and the manifest entry points at the ``weights.npz`` beside it.
+    Paths in the manifest ``root/results/networks.json`` are relative to ``root`` (the repository
+    root).
     """
     from certsdp.model import load_checkpoint, load_network
 
@@ -76,6 +78,8 @@ def evaluate_and_record(weights_path: str | Path, X: np.ndarray, y: np.ndarray, 
         _, config, extra = load_checkpoint(weights_path)
         metrics.update(config=config, epochs_trained=extra.get("epoch"), train_seconds=extra.get("seconds"),
                        machine=extra.get("machine"))
+        if extra.get("forked_from"):  # its first epochs (and their seconds) are another run's
+            metrics["forked_from"] = extra["forked_from"]
         checkpoint = weights_path
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(metrics, indent=1) + "\n")
