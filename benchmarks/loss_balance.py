@@ -77,7 +77,8 @@ def main() -> None:
             continue
         weights, S = pair_values(weights_path, table_path)
         lhs, per_class, lam = balance(weights, S, X, y)
-        print(f"| {weights_path.name} | {lhs:.3f} | {per_class:.1f} | {lam:.2e} | {50 * lam:.3f} |")
+        label = f"{weights_path.parent.name}/{weights_path.name}"
+        print(f"| {label} | {lhs:.3f} | {per_class:.1f} | {lam:.2e} | {50 * lam:.3f} |")
 
 
 if __name__ == "__main__":
