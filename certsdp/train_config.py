@@ -26,10 +26,12 @@ is summed over the batch of 50 and ``reg_lambda = 0.05`` weighs the regularizer 
 With a batch mean instead, the regularizer is 50 times stronger, and this is what we first trained:
 after 11 epochs the clean error was 22% and rising, with trained bounds ~5x smaller than those of the
 paper's network. The paper's own SDP-NN agrees with the sum: at a stationary point the derivative of
-the loss along ``(W, V) -> (a W, V)`` vanishes, i.e. ``E[1{margin < 1} margin] = lambda_mean x mean_i
-sum_{j != i} S_ij`` for a batch-mean hinge, and on the paper's network (first 20,000 training
-images, exact pair SDPs) this gives ``lambda_mean = 1.1e-3``, i.e. 0.05 / 46, close to
-0.05 / 50 (the biases are ignored, and the paper weighs the pairs, so this is an estimate).
+the loss along ``(V, c) -> a (V, c)`` (which scales every margin and every ``S_ij`` by ``a``)
+vanishes, i.e. ``E[1{margin < 1} margin] = lambda_mean x mean_i sum_{j != i} S_ij`` for a batch-mean
+hinge, and on the paper's network (first 20,000 training images, exact pair SDPs) this gives
+``lambda_mean = 1.1e-3``, i.e. 0.054 / 50 (an estimate: Adam stops near a stationary point, and the
+paper weighs the pairs); our SDP-NN trained with the sum gives 0.043 / 50
+(``benchmarks/loss_balance.py``).
 The other configurations keep the batch mean (their regularizers are not eq. 15).
 
 ``sdp_iters`` bounds the LOBPCG iterations per pair and step (:class:`certsdp.lambda_max.
