@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from certsdp.data import load_mnist
-from certsdp.sdp_pairs import load_pair_table, save_pair_table, solve_pairs
+from certsdp.sdp_pairs import cached_pair_table, solve_pairs
 from certsdp.weights import Weights
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,12 +38,9 @@ DEFAULT = [(NETS / "sdp_nn.npz", ROOT / "results" / "sdp_nn.sdp_table.npz")]  # 
 def pair_values(weights_path: Path, table_path: Path | None) -> tuple[Weights, np.ndarray]:
     """The network and its exactly solved pair values (re-certified from a cached table, else solved)."""
     weights = Weights.load(weights_path)
-    if table_path is not None and table_path.exists():
-        return weights, load_pair_table(str(table_path), weights).upper
-    table = solve_pairs(weights, progress=True)
-    if table_path is not None:
-        save_pair_table(table, str(table_path))
-    return weights, table.upper
+    if table_path is None:
+        return weights, solve_pairs(weights, progress=True).upper
+    return weights, cached_pair_table(str(table_path), weights, progress=True).upper
 
 
 def balance(weights: Weights, S: np.ndarray, X: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:

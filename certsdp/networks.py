@@ -95,15 +95,7 @@ def sdp_table(network: TrainedNetwork, weights=None, solve: bool = False, progre
     unreadable or belongs to other weights (a network retrained since), solved with the fast solver
     and saved there.
     """
-    from certsdp.sdp_pairs import load_pair_table, save_pair_table, solve_pairs
+    from certsdp.sdp_pairs import cached_pair_table
 
     weights = weights if weights is not None else network.load_weights()
-    path = network.folder / SDP_TABLE_NAME
-    if path.is_file() and not solve:
-        try:
-            return load_pair_table(str(path), weights)
-        except InputError:  # a stale or damaged cache: solve again below
-            pass
-    table = solve_pairs(weights, progress=progress)
-    save_pair_table(table, str(path))
-    return table
+    return cached_pair_table(str(network.folder / SDP_TABLE_NAME), weights, solve=solve, progress=progress)

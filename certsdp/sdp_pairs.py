@@ -12,6 +12,7 @@ import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
@@ -149,4 +150,21 @@ def load_pair_table(path: str, weights: Weights, progress: bool = False) -> Pair
             table.certificates[(i, j)] = cert
             table.upper[i, j] = table.upper[j, i] = upper
             table.lower[i, j] = table.lower[j, i] = cert.lower
+    return table
+
+
+def cached_pair_table(path: str, weights: Weights, solve: bool = False, progress: bool = False) -> PairTable:
+    """The pair table of ``weights``, cached in ``path``.
+
+    Loaded (every dual vector re-certified, :func:`load_pair_table`) when ``path`` exists and
+    ``solve`` is false; otherwise, or when the file is unreadable or belongs to other weights (a
+    network retrained since), solved with the fast solver and saved to ``path``.
+    """
+    if Path(path).is_file() and not solve:
+        try:
+            return load_pair_table(path, weights, progress=progress)
+        except InputError:  # a stale or damaged cache: solve again below
+            pass
+    table = solve_pairs(weights, progress=progress)
+    save_pair_table(table, path)
     return table

@@ -302,6 +302,7 @@ def train(
     """
     from tqdm import tqdm
 
+    from certsdp.certify import certified_error_curve
     from certsdp.data import load_mnist
 
     if not isinstance(config, TrainConfig):
@@ -424,8 +425,6 @@ def train(
                 record["sdp_bound_mean"] = float(np.mean(bounds[off]))
                 record["sdp_bounds"] = _json_matrix(bounds)
                 if len(yt_np):  # rigorous: float64 margins rounded up (certsdp.certify)
-                    from certsdp.certify import certified_error_curve
-
                     record["sdp_cert_error"] = float(certified_error_curve(
                         net.to_weights(), Xt_np, yt_np, [config.sdp_eps], bounds)[0])
             if dev.type == "cuda":
