@@ -64,6 +64,8 @@ def spectral_constants(weights: Weights) -> np.ndarray:
 def sdp_constants(S_upper: np.ndarray) -> np.ndarray:
     """``K_ij = S_ij / 4`` (eq. 11); division by 4 is exact in binary floating point."""
     K = np.asarray(S_upper, dtype=np.float64) / 4.0
+    if K.ndim != 2 or K.shape[0] != K.shape[1]:
+        raise InputError(f"SDP pair table must be a square k x k array, got shape {K.shape}")
     if np.any(np.isnan(K[~np.eye(K.shape[0], dtype=bool)])):
         raise InputError("SDP table is missing some class pairs")
     return K
@@ -86,6 +88,9 @@ def add_lipschitz_slack(margins: np.ndarray, y: np.ndarray, eps: float, K: np.nd
     :func:`certsdp.rounding.scores_upper_margins`); they do not depend on eps, so a sweep over eps
     computes them once. ``y`` and ``eps`` must already be validated.
     """
+    k = margins.shape[1]
+    if K.shape != (k, k):
+        raise InputError(f"pair constants must be {k} x {k} for a {k}-class network, got shape {K.shape}")
     slack = up(eps * K[:, y].T)  # (n, k): eps * K[i, y_n]
     slack[np.arange(margins.shape[0]), y] = 0.0
     U = up(margins + slack)

@@ -77,6 +77,7 @@ def upper_bounds(weights: Weights, X: np.ndarray, y: np.ndarray, eps: float, met
     if method == "sdp":
         if table is None:
             raise InputError("the SDP method needs a pair table (see certsdp.sdp_pairs.solve_pairs)")
+        table.check_for(weights)
         return lipschitz_upper_bounds(weights, X, y, eps, sdp_constants(table.upper))
     if method == "fro":
         return lipschitz_upper_bounds(weights, X, y, eps, frobenius_constants(weights))

@@ -23,7 +23,8 @@ ARPACK fails to converge near the optimum, where the top eigenvalues cluster. He
   are always recomputed exactly (:meth:`SDPDualRegularizer.certificate_bounds`).
 
 ``M(-v) = -M(v)`` is conjugate to ``M(v)`` (flip the input block), so ``lambda_max`` and the dual
-vector are shared by ``(i, j)`` and ``(j, i)``: one ``c`` per unordered pair.
+vector are shared by ``(i, j)`` and ``(j, i)``: one ``c`` per unordered pair. The stored warm-start
+vectors are those of ``(min, max)`` and are flipped when the pair is visited from the other side.
 """
 
 from __future__ import annotations
@@ -66,25 +67,32 @@ def _unit_columns(S: torch.Tensor, AS: torch.Tensor) -> tuple[torch.Tensor, torc
     return S / norms, AS / norms
 
 
-def _rayleigh_ritz(S: torch.Tensor, AS: torch.Tensor, b: int) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """Top ``b`` Ritz pairs of the pencil ``(S^T A S, S^T S)`` in float64, or None if ill-conditioned."""
+def _rayleigh_ritz(
+    S: torch.Tensor, AS: torch.Tensor, b: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Top ``b`` Ritz pairs of the pencil ``(S^T A S, S^T S)`` in float64, per pair ``p``.
+
+    Returns ``(theta (P, b), Y (P, s, b), ok (P,))``; ``ok[p]`` is false where the Gram matrix of
+    ``S_p`` is not safely positive definite (condition number above ~1e8): that pair's ``theta`` and
+    ``Y`` are then meaningless and must not be used.
+    """
     Sd, ASd = S.double(), AS.double()
     GA = Sd.transpose(1, 2) @ ASd
     GB = Sd.transpose(1, 2) @ Sd
     GA, GB = 0.5 * (GA + GA.transpose(1, 2)), 0.5 * (GB + GB.transpose(1, 2))
+    eye = torch.eye(GB.shape[1], dtype=GB.dtype, device=GB.device)[None]
     L, info = torch.linalg.cholesky_ex(GB)
-    if bool((info != 0).any()):
-        return None
-    diag = torch.diagonal(L, dim1=1, dim2=2)
-    if float((diag.amin(dim=1) / diag.amax(dim=1)).min()) < 1e-4:  # Gram condition number > 1e8
-        return None
-    Linv = torch.linalg.solve_triangular(L, torch.eye(L.shape[1], dtype=L.dtype, device=L.device)[None],
-                                         upper=False)
+    diag = torch.diagonal(L, dim1=1, dim2=2).abs()
+    ok = (info == 0) & (diag.amin(dim=1) >= 1e-4 * diag.amax(dim=1))  # Gram condition number <= 1e8
+    # the pairs that failed get the identity pencil, so that nothing below produces inf or nan
+    L = torch.where(ok[:, None, None], L, eye)
+    GA = torch.where(ok[:, None, None], GA, eye)
+    Linv = torch.linalg.solve_triangular(L, eye.expand_as(L), upper=False)
     C = Linv @ GA @ Linv.transpose(1, 2)
     evals, evecs = torch.linalg.eigh(0.5 * (C + C.transpose(1, 2)))
     theta = evals.flip(-1)[:, :b]
     Y = Linv.transpose(1, 2) @ evecs.flip(-1)[:, :, :b]
-    return theta, Y
+    return theta, Y, ok
 
 
 def lobpcg_top(W: torch.Tensor, v: torch.Tensor, c: torch.Tensor, X: torch.Tensor, iters: int,
@@ -99,7 +107,9 @@ def lobpcg_top(W: torch.Tensor, v: torch.Tensor, c: torch.Tensor, X: torch.Tenso
     the products of ``X`` and of the previous direction ``P`` are carried along as the same linear
     combinations of earlier products (Knyazev's LOBPCG). The Rayleigh-Ritz step solves the pencil
     ``(S^T A S, S^T S)`` in float64, so the basis need not be orthonormal; when its Gram matrix is
-    ill-conditioned the ``P`` block is dropped for that iteration (a restart).
+    ill-conditioned the ``P`` block is dropped for that pair and iteration (a restart), and a pair
+    whose ``[X, R]`` is degenerate (converged to working precision) keeps its ``X`` while the other
+    pairs go on.
     """
     def apply(Z: torch.Tensor) -> torch.Tensor:
         return structured_matmul(W, v, Z) - c[:, :, None] * Z
@@ -115,7 +125,15 @@ def lobpcg_top(W: torch.Tensor, v: torch.Tensor, c: torch.Tensor, X: torch.Tenso
     cmax = c.abs().amax(dim=1, keepdim=True).clamp_min(1e-30)
     for it in range(iters):
         R = AX - X * theta.to(X.dtype)[:, None, :]
-        if tol > 0 and it >= min_iters and float(torch.linalg.vector_norm(R[:, :, 0], dim=1).max()) <= tol:
+        rnorm = torch.linalg.vector_norm(R[:, :, 0], dim=1)
+        if tol > 0 and it >= min_iters and float(rnorm.max()) <= tol:
+            break
+        # Locking: a pair whose top residual is at the rounding level of the matrix has converged;
+        # iterating on it only feeds noise into the carried products AX, AP (which are not
+        # recomputed), and the Ritz values then drift, eventually far above lambda_max.
+        noise = 10 * torch.finfo(X.dtype).eps * (cmax[:, 0] + theta[:, 0].abs().to(cmax.dtype))
+        active = rnorm > noise
+        if not bool(active.any()):
             break
         # Jacobi preconditioner (diag(c) - M + theta I)^{-1} ~ 1/(c + theta): the spread of the
         # spectrum comes from the large diagonal c, and without it the clustered top is unreachable
@@ -124,22 +142,42 @@ def lobpcg_top(W: torch.Tensor, v: torch.Tensor, c: torch.Tensor, X: torch.Tenso
         Wr = Wr - X @ (X.transpose(1, 2) @ Wr)
         Wr = Wr / torch.linalg.vector_norm(Wr, dim=1, keepdim=True).clamp_min(1e-30)
         AW = apply(Wr)  # the only product with the matrix in this iteration
-        result = None
-        if P is not None:
-            S, AS = torch.cat([X, Wr, P], dim=2), torch.cat([AX, AW, AP], dim=2)
-            result = _rayleigh_ritz(S, AS, b)
-        if result is None:
-            S, AS = torch.cat([X, Wr], dim=2), torch.cat([AX, AW], dim=2)
-            result = _rayleigh_ritz(S, AS, b)
-            if result is None:  # even [X, R] is degenerate: X has converged to working precision
+        # Rayleigh-Ritz on [X, Wr, P]; per pair, where that basis is ill-conditioned, on [X, Wr]
+        # (a restart); where even that is, X has converged to working precision and stays
+        done = ~active
+        X_new, AX_new, theta_new = X.clone(), AX.clone(), theta.clone()
+        P_new, AP_new = torch.zeros_like(X), torch.zeros_like(X)
+        bases = [] if P is None else [(torch.cat([X, Wr, P], dim=2), torch.cat([AX, AW, AP], dim=2))]
+        bases.append((torch.cat([X, Wr], dim=2), torch.cat([AX, AW], dim=2)))
+        for S, AS in bases:
+            th, Yd, ok = _rayleigh_ritz(S, AS, b)
+            use = ok & ~done
+            if not bool(use.any()):
+                continue
+            Y = Yd.to(X.dtype)
+            # the search direction: the part of the update built from the new blocks (R and old P)
+            Pc, APc = _unit_columns(S[:, :, b:] @ Y[:, b:], AS[:, :, b:] @ Y[:, b:])
+            pick = use[:, None, None]
+            X_new = torch.where(pick, S @ Y, X_new)
+            AX_new = torch.where(pick, AS @ Y, AX_new)
+            P_new, AP_new = torch.where(pick, Pc, P_new), torch.where(pick, APc, AP_new)
+            theta_new = torch.where(use[:, None], th.to(theta.dtype), theta_new)
+            done |= use
+            if bool(done.all()):
                 break
-        theta, Yd = result
-        Y = Yd.to(X.dtype)
-        X_new, AX_new = S @ Y, AS @ Y
-        # the search direction: the part of the update built from the new blocks (R and old P)
-        P, AP = _unit_columns(S[:, :, b:] @ Y[:, b:], AS[:, :, b:] @ Y[:, b:])
-        X, AX = X_new, AX_new
+        if not bool((done & active).any()):  # every pair has converged to working precision
+            break
+        # a pair left over keeps X and gets P = 0, so its next [X, Wr, P] basis falls back to [X, Wr]
+        X, AX, theta, P, AP = X_new, AX_new, theta_new, P_new, AP_new
     return theta, X
+
+
+def _flip_input_block(X: torch.Tensor, flip: torch.Tensor, d: int) -> torch.Tensor:
+    """``X`` (P, D, b) with the input rows ``1..d`` negated for the pairs where ``flip`` (P,) is set."""
+    sign = 1.0 - 2.0 * flip.to(X.dtype)
+    out = X.clone()
+    out[:, 1:1 + d, :] *= sign[:, None, None]
+    return out
 
 
 class SDPDualRegularizer(nn.Module):
@@ -207,9 +245,15 @@ class SDPDualRegularizer(nn.Module):
         v = V[i][None, :] - V[others]  # (k-1, m); the sign does not matter (see module doc)
         c = torch.exp(self.log_c[rows])
         with torch.no_grad():
+            # The buffer holds each pair's vectors for v = V_a - V_b, a < b. For j < i our v is the
+            # negative, whose matrix is J M J (J flips the input block): its eigenvectors are J x.
+            # Without the flip a warm start from the other side is close to the *bottom* of the
+            # spectrum (M is bipartite), and 4 iterations miss lambda_max by about its own size.
+            flip = torch.tensor([j < i for j in others], device=c.device)
             theta, X = lobpcg_top(W.detach().to(c.dtype), v.detach().to(c.dtype), c.detach(),
-                                  self.eigvecs[rows], self.iters, tol=self.tol)
-            self.eigvecs[rows] = X
+                                  _flip_input_block(self.eigvecs[rows], flip, self.d), self.iters,
+                                  tol=self.tol)
+            self.eigvecs[rows] = _flip_input_block(X, flip, self.d)
         q = X[:, :, 0].detach()  # (P, D) top Ritz vector
         q = q / torch.linalg.vector_norm(q, dim=1, keepdim=True).clamp_min(1e-30)
         q0, qT, qS = q[:, :1], q[:, 1:1 + self.d], q[:, 1 + self.d:]

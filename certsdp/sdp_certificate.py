@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from certsdp.errors import InputError
 from certsdp.psd_check import bipartite_slack_margin
 from certsdp.rounding import sum_up, up
 
@@ -56,8 +57,13 @@ def certify_dual(B: np.ndarray, c_T: np.ndarray, c_U: np.ndarray, model_error: f
     ``B`` (added to the result). ``tau`` grows geometrically from ``tau0`` (or from a tiny multiple
     of the scale of ``B`` when ``tau0`` is 0) until the Cholesky test passes.
     """
+    B = np.asarray(B, dtype=np.float64)  # the rounding analysis assumes float64 (u = 2^-53)
     c_T = np.asarray(c_T, dtype=np.float64)
     c_U = np.asarray(c_U, dtype=np.float64)
+    if B.shape != (c_T.size, c_U.size):
+        raise InputError(f"B has shape {B.shape}, the dual vector splits as ({c_T.size}, {c_U.size})")
+    if not (np.all(np.isfinite(B)) and np.all(np.isfinite(c_T)) and np.all(np.isfinite(c_U))):
+        raise InputError("certify_dual needs finite B and dual vector")
     scale = float(np.max(np.abs(B))) if B.size else 1.0
     tau = float(tau0) if tau0 > 0 else 1e-13 * max(scale, 1e-300)
     # a dual point needs c' > 0 on every coordinate: start from the smallest shift that does that

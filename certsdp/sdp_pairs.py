@@ -45,6 +45,18 @@ class PairTable:
                          "rel_gap": cert.rel_gap, "seconds": cert.seconds, "solver": cert.solver})
         return rows
 
+    def check_for(self, weights: Weights) -> None:
+        """Raise :class:`InputError` unless this table was certified for exactly ``weights``.
+
+        A table of another network (even one of the same shape) bounds *its* ``S_ij``, not these:
+        certifying with it would be unsound. The check is by the content hash of the weights.
+        """
+        if self.k != weights.k or self.upper.shape != (weights.k, weights.k):
+            raise InputError(f"SDP pair table is for k = {self.k} classes, the network has k = {weights.k}")
+        if self.weights_sha256 != weights.content_hash():
+            raise InputError("SDP pair table was computed for other weights (content hash differs); "
+                             "solve it for this network (certsdp.sdp_pairs.solve_pairs)")
+
     @property
     def max_gap(self) -> float:
         return max((c.gap for c in self.certificates.values()), default=float("nan"))
@@ -80,7 +92,9 @@ def solve_pairs(weights: Weights, solver: PairSolver | None = None,
     """Certify ``S_ij`` for ``pairs`` (default: all ``i < j``), with a progress bar over pairs."""
     solver = solver or fast_pair_solver()
     k = weights.k
-    todo = sorted({(min(i, j), max(i, j)) for i, j in (pairs or itertools.combinations(range(k), 2))})
+    if pairs is None:
+        pairs = list(itertools.combinations(range(k), 2))
+    todo = sorted({(min(i, j), max(i, j)) for i, j in pairs})
     for i, j in todo:
         if i == j or not (0 <= i < k and 0 <= j < k):
             raise InputError(f"invalid class pair ({i}, {j}) for k = {k}")
@@ -130,27 +144,51 @@ def load_pair_table(path: str, weights: Weights, progress: bool = False) -> Pair
     except Exception as exc:
         raise InputError(f"SDP table {path} could not be read: {exc}") from None
     with z:
-        if str(z["weights_sha256"]) != weights.content_hash():
-            raise InputError(f"SDP table {path} was computed for other weights")
-        k = int(z["k"])
-        table = PairTable(k=k, upper=np.full((k, k), np.nan), lower=np.full((k, k), np.nan),
-                          weights_sha256=weights.content_hash())
-        d = weights.d
-        pairs = z["pairs"].tolist()
-        for row, (i, j) in enumerate(tqdm(pairs, desc="re-check SDP duals", disable=not progress)):
-            dual = z["duals"][row]
-            B = coupling_block(weights.W, weights.V[i] - weights.V[j])
-            c_T = dual[1:1 + d]
-            c_U = np.r_[dual[0], dual[1 + d:]]
-            margin = block_error_bound(weights.W, weights.V, i, j)
-            upper, tau, _ = certify_dual(B, c_T, c_U, margin)
-            cert = SDPCertificate(upper=upper, lower=float(z["lower"][row]), dual=dual, shift=tau,
-                                  margin=margin, solver=str(z["solver"][row]) + "+recheck",
-                                  seconds=float(z["seconds"][row]))
-            table.certificates[(i, j)] = cert
-            table.upper[i, j] = table.upper[j, i] = upper
-            table.lower[i, j] = table.lower[j, i] = cert.lower
+        try:
+            if str(z["weights_sha256"]) != weights.content_hash():
+                raise InputError(f"SDP table {path} was computed for other weights")
+            k = int(z["k"])
+            pairs, duals = np.asarray(z["pairs"]), np.asarray(z["duals"], dtype=np.float64)
+            lower, seconds, solver = np.asarray(z["lower"]), np.asarray(z["seconds"]), np.asarray(z["solver"])
+        except KeyError as exc:
+            raise InputError(f"SDP table {path} lacks the entry {exc}") from None
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"SDP table {path} is malformed: {exc}") from None
+    _check_stored_table(path, weights, k, pairs, duals, [lower, seconds, solver])
+    table = PairTable(k=k, upper=np.full((k, k), np.nan), lower=np.full((k, k), np.nan),
+                      weights_sha256=weights.content_hash())
+    d = weights.d
+    for row, (i, j) in enumerate(tqdm(pairs.tolist(), desc="re-check SDP duals", disable=not progress)):
+        dual = duals[row]
+        B = coupling_block(weights.W, weights.V[i] - weights.V[j])
+        c_T = dual[1:1 + d]
+        c_U = np.r_[dual[0], dual[1 + d:]]
+        margin = block_error_bound(weights.W, weights.V, i, j)
+        upper, tau, _ = certify_dual(B, c_T, c_U, margin)
+        cert = SDPCertificate(upper=upper, lower=float(lower[row]), dual=dual, shift=tau,
+                              margin=margin, solver=str(solver[row]) + "+recheck",
+                              seconds=float(seconds[row]))
+        table.certificates[(i, j)] = cert
+        table.upper[i, j] = table.upper[j, i] = upper
+        table.lower[i, j] = table.lower[j, i] = cert.lower
     return table
+
+
+def _check_stored_table(path: str, weights: Weights, k: int, pairs: np.ndarray, duals: np.ndarray,
+                        per_pair: list[np.ndarray]) -> None:
+    """InputError unless a stored table's class count, pair list and dual vectors fit ``weights``."""
+    if k != weights.k:
+        raise InputError(f"SDP table {path} has k = {k} classes, the network has {weights.k}")
+    if pairs.ndim != 2 or pairs.shape[1] != 2 or not np.issubdtype(pairs.dtype, np.integer):
+        raise InputError(f"SDP table {path}: pairs must be an integer (n, 2) array, got {pairs.shape}")
+    keys = [tuple(p) for p in pairs.tolist()]
+    if any(not (0 <= i < j < k) for i, j in keys) or len(set(keys)) != len(keys):
+        raise InputError(f"SDP table {path}: pairs must be distinct (i, j) with 0 <= i < j < {k}")
+    D = 1 + weights.d + weights.m
+    if duals.shape != (len(keys), D):
+        raise InputError(f"SDP table {path}: duals must have shape ({len(keys)}, {D}), got {duals.shape}")
+    if any(a.shape != (len(keys),) for a in per_pair):
+        raise InputError(f"SDP table {path}: per-pair arrays do not have one entry per pair")
 
 
 def cached_pair_table(path: str, weights: Weights, solve: bool = False, progress: bool = False) -> PairTable:

@@ -31,11 +31,15 @@ def test_lobpcg_finds_the_top_eigenvalue() -> None:
     W = torch.randn(m, d, generator=gen, dtype=torch.float64)
     v = torch.randn(2, m, generator=gen, dtype=torch.float64)
     c = 3 * torch.rand(2, 1 + d + m, generator=gen, dtype=torch.float64)
-    theta, _ = lobpcg_top(W, v, c, torch.randn(2, 1 + d + m, 4, generator=gen, dtype=torch.float64), 40)
-    for p in range(2):
-        M = sdp_matrix_from_block(coupling_block(W.numpy(), v[p].numpy()))
-        exact = np.linalg.eigvalsh(M - np.diag(c[p].numpy()))[-1]
-        assert abs(float(theta[p, 0]) - exact) <= 1e-8 * max(1.0, abs(exact))
+    X0 = torch.randn(2, 1 + d + m, 4, generator=gen, dtype=torch.float64)
+    # 300 iterations: far past convergence, where a converged pair must stay put (no drift of the
+    # carried products) while the other one goes on
+    for iters in (40, 300):
+        theta, _ = lobpcg_top(W, v, c, X0.clone(), iters)
+        for p in range(2):
+            M = sdp_matrix_from_block(coupling_block(W.numpy(), v[p].numpy()))
+            exact = np.linalg.eigvalsh(M - np.diag(c[p].numpy()))[-1]
+            assert abs(float(theta[p, 0]) - exact) <= 1e-8 * max(1.0, abs(exact))
 
 
 def test_regularizer_gradient_matches_finite_differences_in_c() -> None:
@@ -135,3 +139,32 @@ def test_dual_vectors_reach_the_exact_sdp_on_a_fixed_network() -> None:
     assert trained >= primal  # a certificate is never below a feasible primal value
     # within 1% of the optimum (c itself as Adam's parameter stalled at 5.4% above it here)
     assert trained <= 1.01 * exact < start, (start, trained, exact)
+
+
+def _exact_top(reg: SDPDualRegularizer, net: TwoLayerNet, i: int, j: int) -> float:
+    W = net.hidden.weight.detach().double().numpy()
+    V = net.out.weight.detach().double().numpy()
+    c = np.exp(reg.log_c[reg.index[(min(i, j), max(i, j))]].detach().double().numpy())
+    return float(np.linalg.eigvalsh(sdp_matrix_from_block(coupling_block(W, V[i] - V[j])) - np.diag(c))[-1])
+
+
+def test_warm_start_serves_a_pair_from_both_sides() -> None:
+    """Converged from class 0's side, a pair is tracked within one iteration from class 1's side.
+
+    ``v`` changes sign with the side, and the stored eigenvectors must be flipped on the input block
+    with it: unflipped, they start near the bottom of the (bipartite) spectrum.
+    """
+    torch.manual_seed(3)
+    net = TwoLayerNet(30, 20, 3).double()
+    reg = SDPDualRegularizer(30, 20, 3, block=4, iters=200, tol=0.0).double()
+    reg.initialise(net)
+    with torch.no_grad():
+        reg.log_c.add_(math.log(0.05))  # small c: M dominates, lambda_max > 0
+    reg(net, 0)  # pairs (0, 1) and (0, 2), converged
+    reg.iters = 1
+    for i, j in ((1, 0), (2, 0), (0, 1)):
+        reg(net, i)
+        others = [o for o in range(3) if o != i]
+        exact = _exact_top(reg, net, i, j)
+        assert exact > 0
+        assert abs(float(reg.last_lambda[others.index(j)]) - exact) <= 1e-8 * exact
