@@ -171,6 +171,21 @@ def _margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return wrong.amax(dim=1) - correct
 
 
+def _clean_logits(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``net(x)``, with InputError for an input width the network does not take or non-finite scores.
+
+    A NaN score would make every comparison false, so that no example could ever count as fooled:
+    an attack on a network with NaN weights would silently report 0% error.
+    """
+    try:
+        logits = net(x)
+    except RuntimeError as exc:
+        raise InputError(f"the network does not accept inputs of shape {tuple(x.shape)}: {exc}") from None
+    if not bool(torch.isfinite(logits).all()):
+        raise InputError("the network's scores at the clean inputs are NaN or infinite (NaN/inf weights?)")
+    return logits
+
+
 def _check_labels(logits: torch.Tensor, y: torch.Tensor) -> None:
     if logits.ndim != 2 or logits.shape[0] != y.shape[0]:
         raise InputError(f"network output has shape {tuple(logits.shape)}, expected ({y.shape[0]}, k)")
@@ -303,7 +318,7 @@ def _run(
     was_training = _set_eval(net)
     try:
         with torch.no_grad():
-            _check_labels(net(x) if len(x) else torch.zeros(0, 2, device=x.device), y)
+            _check_labels(_clean_logits(net, x) if len(x) else torch.zeros(0, 2, device=x.device), y)
         # the clean point as a candidate: x itself, unless a clip range excludes it (then its projection)
         x0 = torch.clamp(x, lo, hi)
         if eps == 0 or len(x) == 0:
@@ -406,7 +421,7 @@ def misclassified(net: nn.Module, X: Any, y: Any) -> np.ndarray:
     was_training = _set_eval(net)
     try:
         with torch.no_grad():
-            logits = net(x)
+            logits = _clean_logits(net, x)
             _check_labels(logits, yy)
             return (_margin(logits, yy) >= 0).cpu().numpy()
     finally:

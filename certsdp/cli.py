@@ -3,7 +3,8 @@
 Each subcommand lives in its own module under :mod:`certsdp.commands` and exposes
 ``register(subparsers)``, which adds its parser and sets ``func`` to a callable taking the parsed
 arguments and returning an exit code. Bad input (:class:`certsdp.errors.InputError`) becomes a
-one-line message on stderr and exit code 2.
+one-line message on stderr and exit code 2; a diverged training run
+(:class:`certsdp.errors.TrainingDiverged`) one with exit code 3.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from certsdp.errors import InputError
+from certsdp.errors import InputError, TrainingDiverged
 
 COMMANDS = ("certify", "attack", "train", "evaluate", "data")
 
@@ -43,6 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as exc:
         print(f"certsdp {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except TrainingDiverged as exc:
+        print(f"certsdp {args.command}: error: {exc}", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

@@ -9,3 +9,7 @@ from __future__ import annotations
 
 class InputError(ValueError):
     """Bad input (missing or malformed file, wrong shape, NaN/inf, negative eps, ...)."""
+
+
+class TrainingDiverged(RuntimeError):
+    """The training loss became NaN or infinite; the last checkpoint (previous epoch) is left intact."""

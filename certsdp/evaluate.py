@@ -91,10 +91,35 @@ def evaluate_and_record(weights_path: str | Path, X: np.ndarray, y: np.ndarray, 
                 raise InputError(f"{path} is outside the repository root {root}: the manifest stores "
                                  "paths relative to it") from None
 
-        weights_file = weights_path.with_name("weights.npz") if checkpoint else weights_path
+        weights_file = weights_path
+        if checkpoint:
+            weights_file = _export_beside(checkpoint, weights)
         update_manifest(name, rel(checkpoint) if checkpoint else None, rel(weights_file), rel(out),
                         manifest=root / MANIFEST)
     return metrics
+
+
+def _export_beside(checkpoint: Path, weights: Weights) -> Path:
+    """``weights.npz`` beside ``checkpoint`` holding exactly ``weights`` (written if missing or stale).
+
+    Training writes it only when a run finishes, so a checkpoint evaluated mid-run (or retrained
+    since) would otherwise leave the manifest pointing at no file or at other weights.
+    """
+    from certsdp.model import load_network
+
+    path = checkpoint.with_name("weights.npz")
+    if path.is_file():
+        try:
+            if load_network(path).content_hash() == weights.content_hash():
+                return path
+        except InputError:
+            pass  # damaged: written again below
+    tmp = path.with_name(path.name + ".tmp.npz")
+    weights.save(tmp)  # float32, exact for the float32 networks training makes
+    if load_network(tmp).content_hash() != weights.content_hash():
+        weights.save(tmp, dtype=np.float64)
+    tmp.replace(path)
+    return path
 
 
 def update_manifest(name: str, checkpoint: str | None, weights: str, metrics: str,

@@ -57,7 +57,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from certsdp.errors import InputError
+from certsdp.errors import InputError, TrainingDiverged
 from certsdp.model import TwoLayerNet, load_checkpoint, save_checkpoint
 from certsdp.train_config import TrainConfig
 
@@ -247,6 +247,17 @@ def _check_fork(saved: dict[str, Any], config: TrainConfig, epoch: int, path: Pa
     _check_resume_config(saved, same, path)
 
 
+_FINITE_CHECK_STEPS = 50
+
+
+def _check_finite(loss_sum: torch.Tensor, epoch: int, step: int, ckpt_path: Path) -> None:
+    """Raise :class:`TrainingDiverged` once the running loss sum of the epoch is NaN or infinite."""
+    if not bool(torch.isfinite(loss_sum)):
+        kept = f"; {ckpt_path} (the last finished epoch) is unchanged" if ckpt_path.exists() else ""
+        raise TrainingDiverged(f"training diverged: the loss became {float(loss_sum)} in epoch {epoch + 1} "
+                               f"by step {step + 1}{kept}")
+
+
 def _check_resume_config(saved: dict[str, Any], config: TrainConfig, path: Path) -> None:
     wanted = dataclasses.asdict(config)
     # a field added after the checkpoint was written counts at its default
@@ -362,6 +373,9 @@ def train(
         pair_weights = extra["pair_weights"].to(dev)
         spectral_state = {key: val.to(dev) for key, val in extra.get("spectral_state", {}).items()}
         start_epoch, seconds, metrics = int(extra["epoch"]), float(extra["seconds"]), list(extra["metrics"])
+        if start_epoch > config.epochs:
+            raise InputError(f"cannot resume {source}: it has {start_epoch} epochs already, more than the "
+                             f"{config.epochs} requested")
         _set_rng_state(extra["rng"], dev)
         forked = extra.get("forked_from")
         if fork_from is not None:
@@ -404,6 +418,8 @@ def train(
                     loss.backward()
                     optimizer.step()
                     loss_sum += loss.detach().double()
+                    if step % _FINITE_CHECK_STEPS == 0 or step == n_batches - 1:  # one sync per 50 steps
+                        _check_finite(loss_sum, epoch, step, ckpt_path)
                     if step_callback is not None:
                         step_callback(epoch, step, float(loss.detach()))
                     if progress and (step % 50 == 0 or step == n_batches - 1):
@@ -450,7 +466,9 @@ def train(
             save_checkpoint(ckpt_path, net, dataclasses.asdict(config), extra)
             if config.reg == "sdp" and epoch + 1 == config.weight_refresh_epochs < config.epochs:
                 # the last checkpoint the weighted and unweighted runs share (see fork_from)
-                shutil.copyfile(ckpt_path, out / FORK_POINT_NAME)
+                tmp = out / (FORK_POINT_NAME + ".tmp")
+                shutil.copyfile(ckpt_path, tmp)
+                tmp.replace(out / FORK_POINT_NAME)
             _atomic_write_json(out / METRICS_NAME, metrics)
             err = record["test_error"]
             epoch_bar.set_postfix(loss=f"{record['train_loss']:.4f}",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
 
@@ -245,6 +246,16 @@ def test_input_errors(trained):
     bad[0, 0] = np.nan
     with pytest.raises(InputError):
         A.fgsm(net, bad, y, 0.1)
+    with pytest.raises(InputError, match="does not accept inputs of shape"):
+        A.pgd(net, X[:, :-1], y, 0.1)
+    nan_net = copy.deepcopy(net)
+    with torch.no_grad():
+        nan_net.out.bias[0] = float("nan")
+    for attack in ("fgsm", "pgd", "cw"):  # NaN scores would count no example as fooled: 0% error
+        with pytest.raises(InputError, match="NaN or infinite"):
+            A.attack_report(nan_net, X, y, 0.1, attack, progress=False)
+    with pytest.raises(InputError, match="NaN or infinite"):
+        A.misclassified(nan_net, X, y)
 
 
 # ---------------------------------------------------------------------------------------------

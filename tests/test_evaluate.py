@@ -28,3 +28,28 @@ def test_evaluate_writes_consistent_metrics_and_manifest(tmp_path: Path, monkeyp
     assert m["sdp_certified_error"] <= m["spectral_certified_error"] <= m["fro_certified_error"]
     manifest = json.loads((tmp_path / "results" / "networks.json").read_text())
     assert manifest["tiny"] == {"checkpoint": None, "weights": "net.npz", "metrics": "results/tiny.json"}
+
+
+def test_manifest_weights_beside_a_checkpoint_are_those_evaluated(tmp_path: Path, monkeypatch) -> None:
+    """A checkpoint evaluated mid-run (no weights.npz yet) or with a stale one gets its exact export."""
+    import torch
+
+    from certsdp.model import TwoLayerNet, load_network, save_checkpoint
+
+    monkeypatch.chdir(tmp_path)
+    torch.manual_seed(0)
+    net = TwoLayerNet(10, 8, 3)
+    ckpt = tmp_path / "run" / "checkpoint.pt"
+    save_checkpoint(ckpt, net, {"name": "tiny"}, {"epoch": 1, "seconds": 1.0})
+    X = np.random.default_rng(1).uniform(0, 1, size=(20, 10))
+    np.savez(tmp_path / "inputs.npz", X=X, y=np.zeros(20, dtype=np.int64))
+    args = ["evaluate", "--weights", "run/checkpoint.pt", "--inputs", "inputs.npz", "--eps", "0.05",
+            "--name", "tiny", "--out", "results/tiny.json", "--no-progress", "--attack-limit", "5"]
+    random_weights(5, 10, 8, 3).save(tmp_path / "run" / "weights.npz")  # stale: other weights
+    for _ in range(2):  # stale, then missing
+        assert main(args) == 0
+        manifest = json.loads((tmp_path / "results" / "networks.json").read_text())
+        assert manifest["tiny"]["weights"] == "run/weights.npz"
+        exported = load_network(tmp_path / "run" / "weights.npz")
+        assert exported.content_hash() == net.to_weights().content_hash()
+        (tmp_path / "run" / "weights.npz").unlink()

@@ -23,6 +23,7 @@ def _write(root: Path, entries: dict) -> None:
 
 def test_committed_manifest_is_consistent() -> None:
     manifest = load_manifest(ROOT)
+    assert manifest, "results/networks.json is committed and lists the trained networks"
     assert set(manifest) <= set(NETWORK_NAMES)
     for net in manifest.values():
         weights = net.load_weights()

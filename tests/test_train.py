@@ -15,10 +15,11 @@ import torch
 from conftest import random_weights
 
 from certsdp import cli
-from certsdp.errors import InputError
+from certsdp.errors import InputError, TrainingDiverged
 from certsdp.lp_bound import lp_upper_bounds
 from certsdp.model import TwoLayerNet, load_checkpoint
 from certsdp.objectives import (
+    at_loss,
     cross_entropy,
     frobenius_reg,
     multiclass_hinge,
@@ -328,6 +329,37 @@ def test_resume_fills_fields_added_later(tmp_path: Path, mnist_dir: Path) -> Non
     torch.save(state, ckpt)
     with pytest.raises(InputError, match="loss_reduction"):
         _run("tiny-NT", tmp_path, mnist_dir, overrides={"epochs": 3}, resume=True)
+
+
+def test_resume_refuses_a_run_longer_than_requested(tmp_path: Path, mnist_dir: Path) -> None:
+    _run("tiny-NT", tmp_path, mnist_dir, overrides={"epochs": 2})
+    with pytest.raises(InputError, match="2 epochs already, more than the 1 requested"):
+        _run("tiny-NT", tmp_path, mnist_dir, overrides={"epochs": 1}, resume=True)
+
+
+def test_divergence_stops_with_a_clear_error_and_keeps_the_checkpoint(
+    tmp_path: Path, mnist_dir: Path, monkeypatch
+) -> None:
+    import certsdp.train as T
+
+    ckpt, _ = _run("tiny-NT", tmp_path, mnist_dir, overrides={"epochs": 1})
+    before = ckpt.read_bytes()
+    step_loss = T._step_loss
+    monkeypatch.setattr(T, "_step_loss", lambda *a: step_loss(*a) * float("nan"))
+    with pytest.raises(TrainingDiverged, match="loss became nan in epoch 2 by step 1;.*unchanged"):
+        _run("tiny-NT", tmp_path, mnist_dir, overrides={"epochs": 2}, resume=True)
+    assert ckpt.read_bytes() == before
+
+
+def test_at_loss_is_adversarial() -> None:
+    """The PGD cross-entropy of AT-NN training clearly exceeds the clean one on a batch."""
+    torch.manual_seed(4)
+    net = TwoLayerNet(20, 16, 4)
+    x, y = torch.rand(32, 20), torch.randint(0, 4, (32,))
+    clean = torch.nn.functional.cross_entropy(net(x), y, reduction="none").detach()
+    gen = torch.Generator().manual_seed(0)
+    adv_mean = float(at_loss(net, x, y, 0.3, 0.1, 40, generator=gen).detach())
+    assert adv_mean > float(clean.mean()) + 0.1
 
 
 # ---------------------------------------------------------------------------------------------
