@@ -38,9 +38,10 @@ The other configurations keep the batch mean (their regularizers are not eq. 15)
 SDPDualRegularizer`, warm-started from the previous visit of the pair); it changes only the quality
 of the training signal, never a reported bound. Measured in the SDP-NN run at epoch 3 (1 thread):
 every step used all 12 iterations of the regularizer's default (its absolute residual tolerance
-1e-4 is never met while ``c`` is in the hundreds), 108 ms per step, i.e. 3.4 h per run; 4
-iterations cost 35 ms instead of 99 ms for the 9 pairs, with ``D |lambda_max error|`` at most 1-3.6
-(against 0.3-0.5 with 12) on bounds of ~300. Hence 4.
+1e-4 is never met while ``c`` is in the hundreds), 108 ms per step, i.e. 3.4 h per run. With 4
+iterations a step costs 46 ms and the tracked ``lambda_max`` is within 6.6e-5 (median; max 3.7e-3)
+of the exact one, i.e. ``D |error|`` ~0.08 (max ~5) on pair bounds of ~210 mid-training
+(``benchmarks/bench_lambda_max.py``, README). Hence 4.
 
 Optimiser: Adam with learning rate ``lr * lr_decay ** (epoch // lr_step_epochs)``. The paper's
 networks all use the schedule given in the issue, ``1e-3 -> 1e-5``, multiplied by 0.1 every 30
