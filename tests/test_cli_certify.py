@@ -59,7 +59,7 @@ def test_reference_solver_agrees_with_fast(net_and_inputs, tmp_path: Path, capsy
         assert ref["upper"] == pytest.approx(fast["upper"], rel=1e-4)
 
 
-def test_sdp_table_cache_is_rechecked(net_and_inputs, tmp_path: Path) -> None:
+def test_sdp_table_cache_is_rechecked(net_and_inputs, tmp_path: Path, capsys) -> None:
     net, inputs = net_and_inputs
     cache = tmp_path / "table.npz"
     args = ["certify", "--weights", str(net), "--eps", "0.01", "--inputs", str(inputs), "--no-progress",
@@ -70,6 +70,9 @@ def test_sdp_table_cache_is_rechecked(net_and_inputs, tmp_path: Path) -> None:
     a = json.loads((tmp_path / "a.json").read_text())
     b = json.loads((tmp_path / "b.json").read_text())
     assert a["certified_error"] == b["certified_error"]
+    capsys.readouterr()
+    assert main([*args, "--rtol", "0.01", "--out", str(tmp_path / "c.json")]) == 0
+    assert "--rtol/--sdp-solver ignored" in capsys.readouterr().err
     # a table computed for other weights is refused
     other = tmp_path / "other.npz"
     random_weights(1, 6, 5, 3).save(other, dtype=np.float64)

@@ -54,6 +54,9 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"--rtol must lie in (0, 1), got {args.rtol}")
         if args.sdp_table and Path(args.sdp_table).is_file():
             table = load_pair_table(args.sdp_table, weights, progress=progress)
+            if args.rtol is not None or args.sdp_solver != "fast":
+                print(f"certsdp certify: --rtol/--sdp-solver ignored: the pairs come from {args.sdp_table} "
+                      "(re-certified); delete it to solve again", file=sys.stderr)
         else:
             if args.sdp_solver == "reference":
                 from certsdp.sdp_pairs import reference_pair_solver
