@@ -422,3 +422,14 @@ def test_fork_unweighted_from_weighted_before_the_refresh(tmp_path: Path, mnist_
         _run("tiny-SDP-unweighted", tmp_path / "forked", mnist_dir, fork_from=first)
     with pytest.raises(InputError, match="not found"):
         _run("tiny-SDP-unweighted", tmp_path / "f5", mnist_dir, fork_from=tmp_path / "nope.pt")
+
+
+def test_pair_weights_refresh_every_n_epochs(tmp_path: Path, mnist_dir: Path) -> None:
+    """With a refresh every 2 epochs, the weights change at the start of (1-based) epoch 3, not before."""
+    ckpt, _ = _run("tiny-SDP", tmp_path, mnist_dir, overrides={"epochs": 3, "weight_refresh_epochs": 2})
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert [r["epoch"] for r in metrics if "pair_weights" in r] == [3]
+    assert load_checkpoint(tmp_path / FORK_POINT_NAME)[2]["epoch"] == 2
+    last = np.array([[np.nan if v is None else v for v in row] for row in metrics[2]["pair_weights"]])
+    kept = load_checkpoint(ckpt)[2]["pair_weights"].numpy()
+    np.testing.assert_allclose(kept, np.nan_to_num(last), rtol=1e-6)
