@@ -79,6 +79,8 @@ def spectral_norm_upper(W: np.ndarray) -> float:
         H[np.diag_indices_from(H)] += tau
         delta = dense_psd_margin(H)
         if delta is not None:
-            return up(up(np.sqrt(up(tau + delta + form_err))) * (1.0 + 2.0**-50))
+            # the diagonal of H was rounded once: fl(tau - gram_ii) is within u * tau of the exact value
+            diag_err = up(tau * 2.0**-53)
+            return up(up(np.sqrt(sum_up([tau, delta, form_err, diag_err]))) * (1.0 + 2.0**-50))
         tau = tau * 2.0 if tau > 0 else 1e-300
     raise FloatingPointError("spectral_norm_upper: could not certify ||W||_2")
