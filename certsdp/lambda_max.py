@@ -147,9 +147,11 @@ def lobpcg_top(W: torch.Tensor, v: torch.Tensor, c: torch.Tensor, X: torch.Tenso
         done = ~active
         X_new, AX_new, theta_new = X.clone(), AX.clone(), theta.clone()
         P_new, AP_new = torch.zeros_like(X), torch.zeros_like(X)
-        bases = [] if P is None else [(torch.cat([X, Wr, P], dim=2), torch.cat([AX, AW, AP], dim=2))]
-        bases.append((torch.cat([X, Wr], dim=2), torch.cat([AX, AW], dim=2)))
-        for S, AS in bases:
+        blocks = ([X, Wr, P], [AX, AW, AP]) if P is not None else None
+        for basis in (blocks, ([X, Wr], [AX, AW])):
+            if basis is None:
+                continue
+            S, AS = torch.cat(basis[0], dim=2), torch.cat(basis[1], dim=2)  # built only when reached
             th, Yd, ok = _rayleigh_ritz(S, AS, b)
             use = ok & ~done
             if not bool(use.any()):
