@@ -124,27 +124,34 @@ def solve_block(B: np.ndarray, model_error: float = 0.0, options: FastSDPOptions
     escapes = 0
     best: tuple[float, float, float, np.ndarray] | None = None  # (upper, lower, tau, dual)
     iterations = 0
-    for iterations in range(1, opts.max_newton + 1):  # noqa: B007 (reported below)
+    budget = opts.max_newton  # Newton iterations allowed; each escape grants max_newton more
+    while True:
+        iterations += 1
+        last = iterations >= budget
         G = op.mul(X)
         c = np.einsum("ij,ij->i", X, G)
         f = float(c.sum())
         R = c[:, None] * X - G  # S X: half the Riemannian gradient of -f
         gn = float(np.linalg.norm(R))
         target = max(opts.rtol * abs(f), opts.atol)
-        if ratio * gn <= target or iterations == opts.max_newton:
+        if ratio * gn <= target or last:
             upper, tau, dual = certify_dual(op.B, c[:nT], c[nT:], model_error, tau0=max(ratio * gn / D, 0.0))
             if best is None or upper < best[0]:
                 best = (upper, f, tau, dual)
             gap = upper - f
-            if gap <= max(opts.rtol * abs(upper), opts.atol) or iterations == opts.max_newton:
+            if gap <= max(opts.rtol * abs(upper), opts.atol):
                 break
-            ratio = max(ratio, 1.5 * tau * D / max(gn, 1e-300))
             if gn <= 1e-9 * abs(f) and escapes < opts.max_escapes:
-                # stationary but not optimal: leave the low-rank saddle along the top eigenvector
+                # stationary but not optimal: leave the low-rank saddle along the top eigenvector,
+                # with a fresh Newton budget for the larger rank (the old point's budget is spent)
                 q = _top_eigvec(op, c, opts.seed + escapes)
                 X = _rownormalize(np.hstack([X, 1e-2 * q[:, None] / max(np.abs(q).max(), 1e-300)]))
                 escapes += 1
+                budget = iterations + opts.max_newton
                 continue
+            if last:
+                break
+            ratio = max(ratio, 1.5 * tau * D / max(gn, 1e-300))
         # Newton-CG step on the oblique manifold, preconditioned by diag(c)
         cp = np.maximum(c, 1e-3 * max(float(np.max(c)), 1e-300))
 
