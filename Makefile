@@ -1,6 +1,10 @@
 # certsdp: the two commands of the README.
 #   make reproduce   set up .venv, run the notebooks (PROFILE=full by default, PROFILE=smoke for CI's
-#                    scale) and certify the paper's own networks (Table 1, eps = 0.1)
+#                    scale) and certify the paper's own networks (Table 1, eps = 0.1). Figures go to
+#                    figures/, numbers to results/; the executed notebooks of the full profile to
+#                    runs/notebooks/full/ (the committed notebooks keep the smoke outputs nbval checks;
+#                    PROFILE=smoke re-executes those in place). Finished attacks are cached in
+#                    runs/attack_cache/, so an interrupted run resumes where it stopped.
 #   make test        set up .venv and run ruff + the whole pytest suite (what CI runs)
 #   make networks    train (or resume) and evaluate every network of the paper that results/ lacks,
 #                    NETWORKS="NT-NN LP-NN" to choose; hours on a CPU for AT-NN and SDP-NN;
@@ -9,12 +13,15 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 CERTSDP_DATA ?= $(abspath ../shared/data/mnist)
-NETS ?= $(abspath ../shared/data/original_nets)
+NETS ?= $(or $(CERTSDP_NETS),$(abspath ../shared/data/original_nets))
 PROFILE ?= full
 NETWORKS ?= NT-NN Fro-NN Spe-NN LP-NN SDP-NN SDP-NN-unweighted AT-NN
 # fixed PDF creation dates (matplotlib honours it), so re-running a notebook leaves its PDFs unchanged
 SOURCE_DATE_EPOCH ?= 0
-export CERTSDP_DATA SOURCE_DATE_EPOCH
+CERTSDP_NETS := $(NETS)
+export CERTSDP_DATA CERTSDP_NETS SOURCE_DATE_EPOCH
+# smoke: re-execute the committed notebooks in place; any other profile: executed copies in runs/
+NB_OUT := $(if $(filter smoke,$(PROFILE)),.,$(abspath runs/notebooks/$(PROFILE)))
 
 .PHONY: setup test reproduce networks bench clean
 
@@ -31,9 +38,9 @@ test: setup
 	$(BIN)/python -m pytest -q --durations=15 tests notebooks --nbval-lax --nbval-current-env
 
 reproduce: setup
-	mkdir -p results
+	mkdir -p results $(NB_OUT)
 	cd notebooks && for nb in [0-9][0-9]_*.ipynb; do \
-	  $(abspath $(BIN))/papermill -k python3 --cwd . $$nb $$nb -p profile $(PROFILE) || exit 1; done
+	  $(abspath $(BIN))/papermill -k python3 --cwd . $$nb $(NB_OUT)/$$nb -p profile $(PROFILE) || exit 1; done
 	for net in sdp_nn lp_nn; do for method in sdp lp; do \
 	  $(BIN)/certsdp certify --weights $(NETS)/$$net.npz --eps 0.1 --method $$method \
 	    --sdp-table results/$$net.sdp_table.npz --out results/original_$${net}_$$method.json || exit 1; \

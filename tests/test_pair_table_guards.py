@@ -109,3 +109,13 @@ def test_certify_dual_refuses_mismatched_or_nonfinite_input(two_nets) -> None:
     bad[0, 0] = np.nan
     with pytest.raises(InputError, match="finite"):
         certify_dual(bad, c_T, c_U, 0.0)
+
+
+def test_a_loaded_table_reports_its_stored_solve_time(two_nets, tmp_path: Path) -> None:
+    """Table 1's "SDP seconds" for a cached table is the time the pairs took to solve, not 0."""
+    a, _, table = two_nets
+    path = tmp_path / "table.npz"
+    save_pair_table(table, str(path))
+    loaded = load_pair_table(str(path), a)
+    per_pair = [c.seconds for c in table.certificates.values()]
+    assert loaded.seconds == pytest.approx(sum(per_pair)) and loaded.seconds > 0
