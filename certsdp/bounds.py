@@ -27,14 +27,30 @@ import numpy as np
 from certsdp.box import check_eps
 from certsdp.errors import InputError
 from certsdp.psd_check import spectral_norm_upper
-from certsdp.rounding import gamma, scores_upper_margins, up
+from certsdp.rounding import TINY, gamma, scores_upper_margins, up
 from certsdp.weights import Weights
 
 
 def _norm2_upper(x: np.ndarray) -> float:
-    """Upper bound of the Euclidean norm of a float64 vector/matrix (relative error <= gamma_{n+2})."""
-    x = np.asarray(x, dtype=np.float64)
-    return up(float(np.sqrt(np.sum(x * x))) * (1.0 + 2.0 * gamma(x.size + 2)))
+    """Upper bound of the Euclidean norm of a float64 vector/matrix, also under underflow/overflow.
+
+    Entries are divided by the largest magnitude ``s`` first (as LAPACK's ``dnrm2`` does), so the
+    squares neither overflow nor underflow to zero wholesale: ``||x|| = s ||x / s||``. Each scaled
+    entry carries a relative error ``u`` plus, if it is subnormal, an absolute error below ``TINY``;
+    its square and the ``n``-term sum add ``gamma_{n+2}`` relative and ``n TINY`` absolute, so
+    ``s sqrt(sum + 4 n TINY) (1 + 2 gamma_{n+4})`` rounded up, plus ``TINY``, bounds the exact norm.
+    """
+    x = np.abs(np.asarray(x, dtype=np.float64)).ravel()
+    if x.size == 0:
+        return 0.0
+    s = float(x.max())
+    if s == 0.0:
+        return 0.0
+    if not np.isfinite(s):
+        return math.inf
+    z = x / s
+    total = float(np.sum(z * z)) + 4.0 * x.size * TINY
+    return up(s * math.sqrt(total) * (1.0 + 2.0 * gamma(x.size + 4)) + TINY)
 
 
 def pair_v_norms(weights: Weights) -> np.ndarray:
@@ -91,7 +107,8 @@ def add_lipschitz_slack(margins: np.ndarray, y: np.ndarray, eps: float, K: np.nd
     k = margins.shape[1]
     if K.shape != (k, k):
         raise InputError(f"pair constants must be {k} x {k} for a {k}-class network, got shape {K.shape}")
-    slack = up(eps * K[:, y].T)  # (n, k): eps * K[i, y_n]
+    # (n, k): eps * K[i, y_n]; at eps = 0 the box is {x} and the slack is 0 even for an infinite K
+    slack = up(eps * K[:, y].T) if eps > 0 else np.zeros((margins.shape[0], k))
     slack[np.arange(margins.shape[0]), y] = 0.0
     U = up(margins + slack)
     U[np.arange(margins.shape[0]), y] = -np.inf

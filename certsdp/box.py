@@ -22,10 +22,12 @@ from certsdp.errors import InputError
 
 def check_eps(eps: float) -> float:
     """Return ``eps`` as a Python float, or raise :class:`InputError` if it is not finite and >= 0."""
+    if isinstance(eps, (bool, np.bool_)):
+        raise InputError(f"eps must be a number, got {eps!r}")
     try:
         value = float(eps)
-    except (TypeError, ValueError):
-        raise InputError(f"eps must be a number, got {eps!r}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise InputError(f"eps must be a finite number, got {eps!r}") from None
     if not math.isfinite(value):
         raise InputError(f"eps must be finite, got {value}")
     if value < 0:
@@ -43,7 +45,7 @@ def check_clip(clip: tuple[float, float] | None) -> tuple[float, float] | None:
         return None
     try:
         lo, hi = (float(v) for v in clip)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise InputError(f"clip must be a pair (lo, hi) of numbers, got {clip!r}") from None
     if math.isnan(lo) or math.isnan(hi):
         raise InputError(f"clip bounds must not be NaN, got {clip!r}")
@@ -52,6 +54,24 @@ def check_clip(clip: tuple[float, float] | None) -> tuple[float, float] | None:
     if lo == math.inf or hi == -math.inf:
         raise InputError(f"clip range {clip!r} is empty")
     return lo, hi
+
+
+def check_inside_clip(X: np.ndarray, clip: tuple[float, float] | None) -> None:
+    """Raise :class:`InputError` if ``clip`` is given and some input lies outside ``[clip_lo, clip_hi]``.
+
+    The clipped attack set ``{x~ : |x~ - x|_inf <= eps} & [clip_lo, clip_hi]^d`` does not contain such an
+    ``x``, so a bound over it says nothing about the prediction at ``x`` itself: certifying it could
+    count a misclassified input as certified. Bounds that use the clip range refuse these inputs.
+    """
+    if clip is None:
+        return
+    arr = np.asarray(X, dtype=np.float64)
+    outside = (arr < clip[0]) | (arr > clip[1])
+    if np.any(outside):
+        rows = np.flatnonzero(outside.reshape(outside.shape[0], -1).any(axis=1)) if arr.ndim > 1 else [0]
+        raise InputError(f"{len(rows)} input(s) (first: row {rows[0]}) have values outside the clip range "
+                         f"[{clip[0]:g}, {clip[1]:g}] (min {arr.min():g}, max {arr.max():g}); certify them "
+                         "without clipping, or bring the inputs into the range first")
 
 
 def attack_box(

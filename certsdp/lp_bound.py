@@ -84,7 +84,7 @@ import numbers
 
 import numpy as np
 
-from certsdp.box import attack_box, check_clip, check_eps
+from certsdp.box import attack_box, check_clip, check_eps, check_inside_clip
 from certsdp.errors import InputError
 from certsdp.weights import Weights
 
@@ -255,13 +255,16 @@ def lp_upper_bounds(
     (``batch_size`` rows at a time) and over the ``k - 1`` wrong classes.
 
     Raises :class:`InputError` for inputs of the wrong shape or with NaN/inf, labels that are not
-    integers in ``[0, k)``, a negative or non-finite ``eps``, a bad ``clip`` or ``batch_size``.
+    integers in ``[0, k)``, a negative or non-finite ``eps``, a bad ``clip`` or ``batch_size``, and for
+    inputs outside the clip range (:func:`certsdp.box.check_inside_clip`: the clipped box would not
+    contain them, so "certified" would say nothing about their own prediction).
     """
     X = weights.check_inputs(X)
     n, k = X.shape[0], weights.k
     y = weights.check_labels(y, n)
     eps = check_eps(eps)
     clip = check_clip(clip)
+    check_inside_clip(X, clip)
     if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
         raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
     V, c = weights.V, weights.c

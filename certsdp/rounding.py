@@ -57,15 +57,19 @@ def scores_upper_margins(W: np.ndarray, b: np.ndarray, V: np.ndarray, c: np.ndar
     ``s = V r + c`` has ``|fl(s) - s| <= gamma_{m+1} (|V||r| + |c|) + |V| e_h``; the difference of
     two scores adds one more rounding. The bound terms are themselves computed in floating point,
     so they are inflated by a factor 2 (they are ~1e-13 of the scores, so this costs nothing).
-    The entry ``U[n, y_n]`` is ``-inf``.
+    Underflow: each of the ``n`` products of a length-``n`` dot product may also lose up to half the
+    smallest subnormal spacing in absolute terms, covered by ``n * TINY`` added to ``e_h`` and
+    ``e_s`` (and by ``TINY`` once more for the products with ``|V|``). The entry ``U[n, y_n]`` is
+    ``-inf``.
     """
     n, d = X.shape
     m = W.shape[0]
     h = X @ W.T + b
-    e_h = gamma(d + 1) * (np.abs(X) @ np.abs(W).T + np.abs(b))
+    e_h = gamma(d + 1) * (np.abs(X) @ np.abs(W).T + np.abs(b)) + (d + 1) * TINY
     r = np.maximum(h, 0.0)
     s = r @ V.T + c
-    e_s = gamma(m + 1) * (r @ np.abs(V).T + np.abs(c)) + e_h @ np.abs(V).T
+    e_s = (gamma(m + 1) * (r @ np.abs(V).T + np.abs(c)) + e_h @ np.abs(V).T
+           + (2 * m + 2) * TINY)
     rows = np.arange(n)
     diff = s - s[rows, y][:, None]
     err = e_s + e_s[rows, y][:, None] + UNIT_ROUNDOFF * np.abs(diff)

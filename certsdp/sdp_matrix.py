@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from certsdp.rounding import UNIT_ROUNDOFF, gamma, up
+from certsdp.rounding import TINY, UNIT_ROUNDOFF, gamma, up
 
 
 def coupling_block(W: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -47,12 +47,17 @@ def block_error_bound(W: np.ndarray, V: np.ndarray, i: int, j: int) -> float:
     so adding this to a certified bound for the computed matrix gives a bound for the exact one.
     ``v`` is rounded once (relative ``u``), each ``A_kl = W_lk v_l`` once more, and ``A 1`` is an
     ``m``-term sum: every entry of ``B`` is within ``gamma_{m+2}`` (relative to ``|W|^T |v|``) of
-    its exact value. ``M`` holds ``B`` twice.
+    its exact value. ``M`` holds ``B`` twice. Underflow: every one of the ``m + 2`` operations behind an
+    entry may also lose up to ``TINY`` in absolute terms (and so may the terms of ``absA_total``),
+    hence ``2 d (m + 1) (2 m + 4) TINY`` more (~1e-298 for MNIST's sizes).
     """
+    W = np.asarray(W, dtype=np.float64)
+    m, d = W.shape
     absv = np.abs(np.asarray(V[i], dtype=np.float64)) + np.abs(np.asarray(V[j], dtype=np.float64))
-    absA_total = float(np.sum(np.abs(np.asarray(W, dtype=np.float64)).T @ absv))
+    absA_total = float(np.sum(np.abs(W).T @ absv))
     # |W|^T |v| sums both the A block and its row sums (the first column of B)
-    return up(2.0 * 2.0 * gamma(W.shape[0] + 2) * absA_total * (1.0 + 4.0 * UNIT_ROUNDOFF))
+    underflow = 2.0 * d * (m + 1) * (2 * m + 4) * TINY
+    return up(2.0 * 2.0 * gamma(m + 2) * absA_total * (1.0 + 4.0 * UNIT_ROUNDOFF) + underflow)
 
 
 def sdp_matrix(W: np.ndarray, v: np.ndarray) -> np.ndarray:
