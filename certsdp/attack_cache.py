@@ -75,7 +75,7 @@ def attack_key(net: nn.Module, X: Any, y: Any, eps: float, attack: str, clip: An
         "attack": attack,
         "clip": None if clip is None else [float(c) for c in clip],
         "seed": int(seed),
-        "options": json.loads(json.dumps(options, sort_keys=True)),  # as it reads back from disk
+        "options": json.loads(json.dumps(options, sort_keys=True, default=str)),  # as read back from disk
         "code": code_version(),
     }
 
