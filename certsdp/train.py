@@ -250,6 +250,14 @@ def _check_fork(saved: dict[str, Any], config: TrainConfig, epoch: int, path: Pa
 _FINITE_CHECK_STEPS = 50
 
 
+def _save_fork_point(ckpt_path: Path, out: Path) -> None:
+    """Copy the checkpoint to ``FORK_POINT_NAME`` atomically: the last epoch that the weighted and
+    unweighted SDP runs share, from which ``fork_from`` starts the other one."""
+    tmp = out / (FORK_POINT_NAME + ".tmp")
+    shutil.copyfile(ckpt_path, tmp)
+    tmp.replace(out / FORK_POINT_NAME)
+
+
 def _check_finite(loss_sum: torch.Tensor, epoch: int, step: int, ckpt_path: Path) -> None:
     """Raise :class:`TrainingDiverged` once the running loss sum of the epoch is NaN or infinite."""
     if not bool(torch.isfinite(loss_sum)):
@@ -382,6 +390,11 @@ def train(
             forked = {"checkpoint": str(source), "config": saved_config["name"], "epoch": start_epoch}
 
     out.mkdir(parents=True, exist_ok=True)
+    if (config.reg == "sdp" and source == ckpt_path and start_epoch == config.weight_refresh_epochs
+            and not (out / FORK_POINT_NAME).exists()):
+        # a run stopped right at the fork point (--epochs 20, or killed before the copy): keep it
+        # before the next epoch overwrites the checkpoint
+        _save_fork_point(ckpt_path, out)
     machine = machine_description(dev)
     n = len(y)
     n_batches = (n + config.batch_size - 1) // config.batch_size
@@ -464,11 +477,8 @@ def train(
                 "forked_from": forked,
             }
             save_checkpoint(ckpt_path, net, dataclasses.asdict(config), extra)
-            if config.reg == "sdp" and epoch + 1 == config.weight_refresh_epochs < config.epochs:
-                # the last checkpoint the weighted and unweighted runs share (see fork_from)
-                tmp = out / (FORK_POINT_NAME + ".tmp")
-                shutil.copyfile(ckpt_path, tmp)
-                tmp.replace(out / FORK_POINT_NAME)
+            if config.reg == "sdp" and epoch + 1 == config.weight_refresh_epochs:
+                _save_fork_point(ckpt_path, out)
             _atomic_write_json(out / METRICS_NAME, metrics)
             err = record["test_error"]
             epoch_bar.set_postfix(loss=f"{record['train_loss']:.4f}",

@@ -12,7 +12,9 @@ The total training loss of one step, for a batch ``(x, y)`` and (for fro/spectra
 ``sdp``         ``objective + reg_lambda * sum_{j != i} w_ij (D lambda_max^+(M_ij - diag c_ij)
                 + 1^T max(c_ij, 0))`` (eq. 15; ``w_ij`` all 1 unless ``sdp_weighted``)
 ``at``          ``objective + at_weight * CE(f(x_adv), y)`` with ``x_adv`` from PGD (``at_eps``,
-                ``at_step``, ``at_steps``, one random start) in the unclipped box
+                ``at_step``, ``at_steps``, one random start) in the unclipped box; ``x_adv`` is
+                the worst point visited, as for every attack here (Madry et al. take the last
+                iterate: at least as strong a point, and usually the same one)
 ``lp``          the Wong & Kolter robust loss at ``lp_eps`` alone (``objective`` must be ``ce``)
 ==============  ==============================================================================
 
@@ -126,8 +128,8 @@ class TrainConfig:
             value = getattr(self, field)
             if not _is_int(value) or value < 1:
                 raise InputError(f"{field} must be an integer >= 1, got {value!r}")
-        if not _is_int(self.seed) or self.seed < 0:
-            raise InputError(f"seed must be an integer >= 0, got {self.seed!r}")
+        if not _is_int(self.seed) or not 0 <= self.seed < 2**32:
+            raise InputError(f"seed must be an integer in [0, 2**32), got {self.seed!r}")
         for field in ("train_limit", "eval_limit"):
             value = getattr(self, field)
             if value is not None and (not _is_int(value) or value < 1):
@@ -182,7 +184,7 @@ CONFIGS: dict[str, TrainConfig] = {
 }
 
 
-def get_config(name: str, **overrides: object) -> TrainConfig:
+def get_config(name: str, /, **overrides: object) -> TrainConfig:
     """The registered config ``name`` with ``overrides`` applied (validated again).
 
     Raises :class:`InputError` for an unknown name (listing the valid ones), an unknown field or an

@@ -9,7 +9,7 @@ import torch
 
 from certsdp.lambda_max import SDPDualRegularizer, lobpcg_top, structured_matmul
 from certsdp.model import TwoLayerNet
-from certsdp.sdp_matrix import coupling_block, sdp_matrix_from_block
+from certsdp.sdp_matrix import coupling_block, sdp_matrix, sdp_matrix_from_block
 from certsdp.sdp_pairs import solve_pairs
 from certsdp.weights import Weights
 
@@ -168,3 +168,22 @@ def test_warm_start_serves_a_pair_from_both_sides() -> None:
         exact = _exact_top(reg, net, i, j)
         assert exact > 0
         assert abs(float(reg.last_lambda[others.index(j)]) - exact) <= 1e-8 * exact
+
+
+def test_tiny_matrices_get_the_exact_top_eigenpair() -> None:
+    """D = 15 <= 6 b: LOBPCG's basis would span almost everything and stall (0.410 vs 0.455 before)."""
+    torch.manual_seed(1)
+    d, m, k = 6, 8, 3
+    net = TwoLayerNet(d, m, k).double()
+    reg = SDPDualRegularizer(d, m, k, iters=200, tol=1e-12).double()
+    reg.initialise(net)
+    with torch.no_grad():
+        reg.log_c -= 1.5
+    W, V = net.hidden.weight.detach(), net.out.weight.detach()
+    for n, (i, j) in enumerate(reg.pairs):
+        v, c = (V[i] - V[j])[None], reg.c[n:n + 1].detach()
+        M = sdp_matrix(W.numpy(), v[0].numpy()) - np.diag(c[0].numpy())
+        exact = np.linalg.eigvalsh(M)[::-1]
+        theta, X = lobpcg_top(W, v, c, reg.eigvecs[n:n + 1].clone(), 4, tol=1e-4)
+        np.testing.assert_allclose(theta[0].numpy(), exact[:4], atol=1e-12)
+        np.testing.assert_allclose(M @ X[0].numpy(), X[0].numpy() * theta[0].numpy(), atol=1e-10)

@@ -433,3 +433,27 @@ def test_pair_weights_refresh_every_n_epochs(tmp_path: Path, mnist_dir: Path) ->
     last = np.array([[np.nan if v is None else v for v in row] for row in metrics[2]["pair_weights"]])
     kept = load_checkpoint(ckpt)[2]["pair_weights"].numpy()
     np.testing.assert_allclose(kept, np.nan_to_num(last), rtol=1e-6)
+
+
+def test_fork_point_survives_a_run_stopped_at_the_refresh_epoch(tmp_path: Path, mnist_dir: Path) -> None:
+    """A run trained only up to the refresh epoch, then resumed past it, still leaves the fork point.
+
+    Before, the copy was made only when the run's planned length went past the refresh, so resuming
+    such a run overwrote the last shared checkpoint; a kill between the save and the copy lost it too.
+    """
+    out = tmp_path / "run"
+    _run("tiny-SDP", out, mnist_dir, overrides={"epochs": 1})
+    assert load_checkpoint(out / FORK_POINT_NAME)[2]["epoch"] == 1
+    (out / FORK_POINT_NAME).unlink()  # as if killed between the checkpoint and its copy
+    _run("tiny-SDP", out, mnist_dir, resume=True)
+    assert load_checkpoint(out / "checkpoint.pt")[2]["epoch"] == 2
+    assert load_checkpoint(out / FORK_POINT_NAME)[2]["epoch"] == 1
+
+
+def test_config_refuses_out_of_range_seeds_and_renaming() -> None:
+    for seed in (2**32, -1, 1.5):
+        with pytest.raises(InputError, match="seed"):
+            get_config("tiny-NT", seed=seed)
+    assert get_config("tiny-NT", seed=2**32 - 1).seed == 2**32 - 1
+    with pytest.raises(InputError, match="cannot be overridden"):
+        get_config("tiny-NT", name="renamed")
