@@ -13,7 +13,8 @@ Outcome
     high as the true one, ``max_{i != y} f_i(x~) - f_y(x~) >= 0`` (ties count against the network, as
     a certificate needs a strictly negative bound). The clean point ``x`` is always one of the
     candidates, so a clean mistake is always counted as fooled: the adversary may leave ``x`` alone.
-    (With a clip range that excludes ``x``, its projection onto the box takes that role.)
+    With a clip range, inputs outside it are refused (:func:`certsdp.box.check_inside_clip`): the
+    clipped box would not contain ``x``, and the attack error would mean nothing.
 
 Every attack keeps, per example, the worst point it visited (every iterate of every restart, plus
 ``x``): a misclassifying point is preferred; among equals the one with the highest attack objective.
@@ -39,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from certsdp.box import check_clip, check_eps
+from certsdp.box import check_clip, check_eps, check_inside_clip
 from certsdp.errors import InputError
 
 ATTACKS = ("fgsm", "pgd", "cw")
@@ -314,6 +315,7 @@ def _run(
     if loss not in LOSSES:
         raise InputError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
     x, y, _, _ = _prepare(net, X, y)
+    check_inside_clip(x.detach().cpu().numpy(), clip)
     lo, hi = box_bounds(x, eps, clip)
     was_training = _set_eval(net)
     try:

@@ -73,7 +73,11 @@ def frobenius_constants(weights: Weights) -> np.ndarray:
 
 def spectral_constants(weights: Weights) -> np.ndarray:
     """``K_ij = sqrt(d) ||W||_2 ||V_i - V_j||_2`` (eq. 18), ``||W||_2`` certified by Cholesky."""
-    scale = up(up(math.sqrt(weights.d)) * spectral_norm_upper(weights.W))
+    try:
+        norm = spectral_norm_upper(weights.W)
+    except FloatingPointError:  # ||W||_2^2 overflows (weights ~1e155): no finite bound, no certificate
+        norm = math.inf
+    scale = up(up(math.sqrt(weights.d)) * norm)
     return up(scale * pair_v_norms(weights))
 
 

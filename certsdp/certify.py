@@ -104,6 +104,7 @@ def certify(weights: Weights, X: np.ndarray, y: np.ndarray, eps: float, method: 
     y = weights.check_labels(y, X.shape[0])
     eps = check_eps(eps)
     clip = check_clip(clip)
+    _finite_scores(weights, X)  # before any expensive work
     t0 = time.perf_counter()
     if method == "sdp" and table is None:
         table = solve_pairs(weights, progress=progress)
@@ -150,6 +151,7 @@ def certified_error_curve(weights: Weights, X: np.ndarray, y: np.ndarray, eps_va
     K = sdp_constants(_check_pair_bounds(pair_bounds, weights.k))
     if X.shape[0] == 0:
         return np.zeros(len(eps_list))
+    _finite_scores(weights, X)
     margins = scores_upper_margins(weights.W, weights.b, weights.V, weights.c, X, y)
     out = np.empty(len(eps_list))
     for n, eps in enumerate(eps_list):
@@ -172,6 +174,16 @@ def _check_pair_bounds(pair_bounds: np.ndarray, k: int) -> np.ndarray:
     return S
 
 
+def _finite_scores(weights: Weights, X: np.ndarray) -> np.ndarray:
+    """The network's float64 scores on ``X``; InputError if they overflow (no meaningful prediction)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        scores = weights.scores(X)
+    if not np.all(np.isfinite(scores)):
+        raise InputError("the network's scores overflow float64 on some inputs (weights too large): "
+                         "its predictions, and any bound on them, are meaningless")
+    return scores
+
+
 def _worst_bounds(U: np.ndarray) -> np.ndarray:
     """Per example ``max_{i != y} U[n, i]`` (``-inf`` with one class); certified iff < 0 (eq. 12)."""
     return U.max(axis=1) if U.shape[1] > 1 else np.full(U.shape[0], -np.inf)
@@ -181,7 +193,7 @@ def _result(weights: Weights, X: np.ndarray, y: np.ndarray, eps: float, method: 
             clip: tuple[float, float] | None, U: np.ndarray, t0: float,
             table: PairTable | None) -> CertifyResult:
     bounds = _worst_bounds(U)
-    scores = weights.scores(X)
+    scores = _finite_scores(weights, X)
     clean_error = float(np.mean(scores.argmax(axis=1) != y)) if X.shape[0] else 0.0
     certified_error = float(np.mean(~(bounds < 0))) if X.shape[0] else 0.0
     return CertifyResult(method=method, eps=eps, clip=clip, clean_error=clean_error,

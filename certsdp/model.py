@@ -88,11 +88,16 @@ def load_checkpoint(path: str | Path) -> tuple[TwoLayerNet, dict[str, Any], dict
         raise InputError(f"checkpoint {p} could not be read: {exc}") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise InputError(f"checkpoint {p} is not a certsdp checkpoint (format {CHECKPOINT_FORMAT})")
-    net = TwoLayerNet(*payload["dims"])
-    net.load_state_dict(payload["state_dict"])
-    if net.to_weights().content_hash() != payload["weights_sha256"]:
+    try:
+        net = TwoLayerNet(*payload["dims"])
+        net.load_state_dict(payload["state_dict"])
+        recorded = payload["weights_sha256"]
+        config, extra = payload["config"], payload["extra"]
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise InputError(f"checkpoint {p} is malformed: {type(exc).__name__}: {exc}") from None
+    if net.to_weights().content_hash() != recorded:
         raise InputError(f"checkpoint {p}: weights do not match their recorded content hash")
-    return net, payload["config"], payload["extra"]
+    return net, config, extra
 
 
 def load_network(path: str | Path) -> Weights:

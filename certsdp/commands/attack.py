@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 
 from certsdp.box import check_eps
 from certsdp.commands._dataset import add_dataset_arguments, load_dataset
+from certsdp.commands._output import check_output, write_json
 from certsdp.errors import InputError
 
 
@@ -43,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from certsdp.model import TwoLayerNet, load_network
 
     check_eps(args.eps)
+    out = check_output(args.out)
     if args.batch_size < 1:
         raise InputError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.seed < 0:
@@ -80,14 +80,7 @@ def run(args: argparse.Namespace) -> int:
         "restarts": settings["restarts"],
         "step_size": settings["step_size"],
     }
-    out = Path(args.out)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(json.dumps(report, indent=1) + "\n")
-        tmp.replace(out)
-    except OSError as exc:
-        raise InputError(f"cannot write report {out}: {exc}") from None
+    write_json(out, report)
     fooled = sum(result["fooled"])
     print(f"{args.attack} eps={result['eps']:g} n={result['n']} error={100 * result['error']:.2f}% "
           f"({fooled}/{result['n']} fooled, {result['seconds']:.1f} s) -> {out}", file=sys.stdout)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from certsdp.box import check_eps
 from certsdp.commands._dataset import add_dataset_arguments, load_dataset
+from certsdp.commands._output import check_output, write_json
 from certsdp.errors import InputError
 
 
@@ -45,6 +45,10 @@ def run(args: argparse.Namespace) -> int:
     from certsdp.sdp_pairs import fast_pair_solver, load_pair_table, save_pair_table, solve_pairs
 
     check_eps(args.eps)
+    if args.out:
+        check_output(args.out)
+    if args.sdp_table:
+        check_output(args.sdp_table, "--sdp-table", suffix=".npz")
     weights = load_network(args.weights)
     X, y = load_dataset(args, weights)
     progress = not args.no_progress
@@ -78,8 +82,7 @@ def run(args: argparse.Namespace) -> int:
     report["weights"] = str(args.weights)
     report["weights_sha256"] = weights.content_hash()
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
+        write_json(args.out, report)
     line = (f"{args.method} eps={result.eps:g} n={result.n} clean_error={100 * result.clean_error:.2f}% "
             f"certified_error={100 * result.certified_error:.2f}% ({result.seconds:.1f} s)")
     if table is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from certsdp.commands._dataset import add_dataset_arguments, load_dataset
+from certsdp.commands._output import check_output
 from certsdp.errors import InputError
 
 
@@ -33,6 +34,9 @@ def run(args: argparse.Namespace) -> int:
     from certsdp.model import load_network
 
     check_eps(args.eps)
+    check_output(args.out)
+    if args.seed < 0:
+        raise InputError(f"--seed must be >= 0, got {args.seed}")
     if args.attack_limit is not None and args.attack_limit < 1:
         raise InputError(f"--attack-limit must be >= 1, got {args.attack_limit}")
     weights = load_network(args.weights)
