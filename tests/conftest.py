@@ -57,3 +57,17 @@ def random_weights(seed: int, d: int, m: int, k: int, scale: float = 1.0):
     rng = np.random.default_rng(seed)
     return Weights(W=scale * rng.standard_normal((m, d)), b=0.3 * rng.standard_normal(m),
                    V=rng.standard_normal((k, m)), c=0.1 * rng.standard_normal(k))
+
+
+@pytest.fixture()
+def net_and_inputs(tmp_path: Path) -> tuple[Path, Path]:
+    """A random 6-5-3 network (``net.npz``, float64) and 7 inputs it classifies as labelled."""
+    import numpy as np
+
+    weights = random_weights(0, 6, 5, 3, scale=0.3)
+    net = tmp_path / "net.npz"
+    weights.save(net, dtype=np.float64)
+    X = np.random.default_rng(0).uniform(0, 1, size=(7, 6))
+    inputs = tmp_path / "inputs.npz"
+    np.savez(inputs, X=X, y=weights.scores(X).argmax(axis=1))
+    return net, inputs

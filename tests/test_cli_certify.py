@@ -13,17 +13,6 @@ from certsdp.cli import main
 from certsdp.sdp_reference import available_solver
 
 
-@pytest.fixture()
-def net_and_inputs(tmp_path: Path) -> tuple[Path, Path]:
-    weights = random_weights(0, 6, 5, 3, scale=0.3)
-    net = tmp_path / "net.npz"
-    weights.save(net, dtype=np.float64)
-    X = np.random.default_rng(0).uniform(0, 1, size=(7, 6))
-    inputs = tmp_path / "inputs.npz"
-    np.savez(inputs, X=X, y=weights.scores(X).argmax(axis=1))
-    return net, inputs
-
-
 @pytest.mark.parametrize("method", ["sdp", "lp", "fro", "spectral"])
 def test_report_format(method: str, net_and_inputs, tmp_path: Path) -> None:
     net, inputs = net_and_inputs

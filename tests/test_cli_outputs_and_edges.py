@@ -4,7 +4,6 @@ the work, malformed checkpoints, overflowing weights. Each is one clear line wit
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,17 +13,6 @@ from conftest import random_weights
 from certsdp.cli import main
 from certsdp.model import CHECKPOINT_FORMAT
 from certsdp.weights import Weights
-
-
-@pytest.fixture()
-def net_and_inputs(tmp_path: Path) -> tuple[Path, Path]:
-    weights = random_weights(0, 6, 5, 3, scale=0.3)
-    net = tmp_path / "net.npz"
-    weights.save(net, dtype=np.float64)
-    X = np.random.default_rng(0).uniform(0, 1, size=(7, 6))
-    inputs = tmp_path / "inputs.npz"
-    np.savez(inputs, X=X, y=weights.scores(X).argmax(axis=1))
-    return net, inputs
 
 
 def _fails_cleanly(argv: list[str], capsys, match: str) -> None:
