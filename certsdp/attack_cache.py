@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from certsdp.attacks import ATTACKS, attack_report
+from certsdp.attacks import ATTACKS, attack_report, check_seed
 from certsdp.box import check_clip, check_eps
 from certsdp.errors import InputError
 
@@ -104,8 +104,7 @@ def cached_attack_report(
     eps, clip = check_eps(eps), check_clip(clip)
     if attack not in ATTACKS:
         raise InputError(f"unknown attack {attack!r}; choose one of {', '.join(ATTACKS)}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise InputError(f"seed must be an integer >= 0, got {seed!r}")
+    check_seed(seed)
     n = len(X)
     where = f"{label}: " if label else ""
     clip_text = "unclipped" if clip is None else f"clipped to [{clip[0]:g}, {clip[1]:g}]"

@@ -439,6 +439,13 @@ def _example_noise(seed: int, start: int, stop: int, restarts: int, d: int) -> t
     return torch.from_numpy(np.stack(rows, axis=1))
 
 
+def check_seed(seed: Any) -> int:
+    """``seed`` as an int, or :class:`InputError` unless it is an integer >= 0."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InputError(f"seed must be an integer >= 0, got {seed!r}")
+    return int(seed)
+
+
 def attack_report(
     net: nn.Module,
     X: Any,
@@ -483,8 +490,7 @@ def attack_report(
             raise InputError("kappa must not be NaN")
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise InputError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise InputError(f"seed must be an integer >= 0, got {seed!r}")
+    check_seed(seed)
     x_all, y_all, device, _ = _prepare(net, X, y)
     n, d = x_all.shape
     if n == 0:

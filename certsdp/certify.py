@@ -104,12 +104,12 @@ def certify(weights: Weights, X: np.ndarray, y: np.ndarray, eps: float, method: 
     y = weights.check_labels(y, X.shape[0])
     eps = check_eps(eps)
     clip = check_clip(clip)
-    _finite_scores(weights, X)  # before any expensive work
+    scores = _finite_scores(weights, X)  # before any expensive work
     t0 = time.perf_counter()
     if method == "sdp" and table is None:
         table = solve_pairs(weights, progress=progress)
     U = upper_bounds(weights, X, y, eps, method, clip=clip, table=table)
-    return _result(weights, X, y, eps, method, clip, U, t0, table if method == "sdp" else None)
+    return _result(weights, X, y, eps, method, clip, U, t0, table if method == "sdp" else None, scores)
 
 
 def certify_pair_bounds(weights: Weights, X: np.ndarray, y: np.ndarray, eps: float,
@@ -191,9 +191,9 @@ def _worst_bounds(U: np.ndarray) -> np.ndarray:
 
 def _result(weights: Weights, X: np.ndarray, y: np.ndarray, eps: float, method: str,
             clip: tuple[float, float] | None, U: np.ndarray, t0: float,
-            table: PairTable | None) -> CertifyResult:
+            table: PairTable | None, scores: np.ndarray | None = None) -> CertifyResult:
     bounds = _worst_bounds(U)
-    scores = _finite_scores(weights, X)
+    scores = _finite_scores(weights, X) if scores is None else scores
     clean_error = float(np.mean(scores.argmax(axis=1) != y)) if X.shape[0] else 0.0
     certified_error = float(np.mean(~(bounds < 0))) if X.shape[0] else 0.0
     return CertifyResult(method=method, eps=eps, clip=clip, clean_error=clean_error,
