@@ -165,10 +165,22 @@ def box_bounds(
     return lo, hi
 
 
+def unclipped_box(x: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The unclipped box of :func:`box_bounds` (``clip=None``) in torch operations alone.
+
+    The same corners, bitwise: ``x -/+ eps`` in float64, rounded inward to ``x``'s dtype. Nothing is
+    validated and nothing is copied to the host, so it runs inside a CUDA graph; ``x`` must be finite
+    and ``eps`` a checked float (:func:`certsdp.box.check_eps`).
+    """
+    x64 = x.detach().to(torch.float64)
+    return _round_inward(x64 - eps, x.dtype, up=True), _round_inward(x64 + eps, x.dtype, up=False)
+
+
 def _margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """``max_{i != y} f_i - f_y`` per row."""
     correct = logits.gather(1, y[:, None]).squeeze(1)
-    wrong = logits.masked_fill(F.one_hot(y, logits.shape[1]).bool(), -math.inf)
+    # scatter, not F.one_hot: one_hot checks the labels on the host, which a CUDA graph cannot do
+    wrong = logits.scatter(1, y[:, None], -math.inf)
     return wrong.amax(dim=1) - correct
 
 
@@ -239,18 +251,17 @@ def _attack_batch(
 
     with torch.no_grad():
         margin, rank, _ = evaluate(x)
-    best_x = x.clone()
-    best_fooled = margin >= 0
-    best_rank = rank.detach().clone()
+    best = {"x": x.clone(), "fooled": margin >= 0, "rank": rank.detach().clone()}
 
     def keep(z: torch.Tensor, margin: torch.Tensor, rank: torch.Tensor) -> None:
         fooled = margin.detach() >= 0
         rank = rank.detach()
-        better = (fooled & ~best_fooled) | ((fooled == best_fooled) & (rank > best_rank))
-        # torch.where rather than boolean indexing: no host-device synchronisation on CUDA
-        best_x.copy_(torch.where(better[:, None], z, best_x))
-        best_fooled.copy_(torch.where(better, fooled, best_fooled))
-        best_rank.copy_(torch.where(better, rank, best_rank))
+        # torch.where rather than boolean indexing: no host-device synchronisation on CUDA; new
+        # tensors rather than in-place copies: fewer kernels (the inner loop of adversarial training)
+        better = (fooled > best["fooled"]) | ((fooled == best["fooled"]) & (rank > best["rank"]))
+        best["x"] = torch.where(better[:, None], z, best["x"])
+        best["fooled"] = best["fooled"] | fooled  # where(better, fooled, best): a fooled point is kept
+        best["rank"] = torch.where(better, rank, best["rank"])
 
     for start in starts:
         z = torch.clamp(start, lo, hi)
@@ -266,8 +277,8 @@ def _attack_batch(
                 (grad,) = torch.autograd.grad(ascend.sum(), z)
             z = z.detach()
             keep(z, margin, rank)
-            z = torch.clamp(z + step_size * grad.sign(), lo, hi)
-    return best_x
+            z = torch.clamp(torch.add(z, grad.sign(), alpha=step_size), lo, hi)
+    return best["x"]
 
 
 def _finalize(x_adv: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
@@ -415,6 +426,36 @@ def cw(
         "cw", net, X, y, eps, clip=clip, steps=steps, step_size=step_size, restarts=restarts,
         loss="margin", kappa=kappa, noise=None, generator=generator,
     )[0]
+
+
+def pgd_unchecked(
+    net: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    steps: int,
+    step_size: float,
+    noise: torch.Tensor,
+) -> torch.Tensor:
+    """PGD on the cross-entropy from one random start, for the inner loop of adversarial training.
+
+    The points of ``pgd(net, x, y, eps, steps, step_size, restarts=1)`` in the unclipped box whose
+    random start is drawn from ``noise`` (uniform [0, 1), float64, shape ``x.shape``; :func:`pgd` draws
+    the same from its generator): the worst point visited, bitwise the same on the CPU. Without
+    :func:`pgd`'s checks (shapes, finite inputs and scores, labels, the final box check), which copy
+    to the host: nothing here waits for the device, so that a training step can be captured as a
+    CUDA graph. ``x`` must be a finite ``(n, d)`` batch in the network's dtype and device, ``y`` its
+    labels and ``eps`` a checked float.
+    """
+    lo, hi = unclipped_box(x, eps)
+    if eps == 0:
+        return x.detach().clone()
+    was_training = _set_eval(net)
+    try:
+        start = _random_starts(noise[None], lo, hi)[0]
+        return _attack_batch(net, x.detach(), y, lo, hi, [start], steps, step_size, "ce", None)
+    finally:
+        net.train(was_training)
 
 
 def misclassified(net: nn.Module, X: Any, y: Any) -> np.ndarray:

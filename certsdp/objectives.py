@@ -47,7 +47,7 @@ def cross_entropy(logits: torch.Tensor, y: torch.Tensor, reduction: str = "mean"
 def multiclass_hinge(logits: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
     """Crammer-Singer multiclass hinge loss ``max(0, 1 + max_{j != y} f_j - f_y)``, averaged or summed."""
     correct = logits.gather(1, y[:, None]).squeeze(1)
-    wrong = logits.masked_fill(F.one_hot(y, logits.shape[1]).bool(), -math.inf).amax(dim=1)
+    wrong = logits.scatter(1, y[:, None], -math.inf).amax(dim=1)  # not one_hot: no host sync (CUDA graphs)
     return _reduce(torch.relu(1.0 + wrong - correct), reduction)
 
 
@@ -149,14 +149,26 @@ def at_loss(
     step: float,
     steps: int,
     generator: torch.Generator | None = None,
+    noise: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Cross-entropy at PGD adversarial examples (:func:`certsdp.attacks.pgd`, one random start).
+    """Cross-entropy at PGD adversarial examples (one random start; the points of :func:`certsdp.
+    attacks.pgd` with ``restarts=1``, computed by :func:`certsdp.attacks.pgd_unchecked`).
 
     The attack ascends the cross-entropy with ``steps`` signed steps of size ``step`` in the unclipped
-    box ``|x~ - x|_inf <= eps`` (the package's attack model); ``generator`` draws the random start.
-    The adversarial points are detached: the gradient is that of the loss at fixed ``x_adv``.
+    box ``|x~ - x|_inf <= eps`` (the package's attack model) and keeps the worst point visited. The
+    random start comes from ``noise`` (uniform [0, 1), float64, shaped like ``x``) or, without it, is
+    drawn from ``generator`` (on the generator's device). Nothing waits for the device, so a training
+    step using it can be captured as a CUDA graph (:mod:`certsdp.graphed_step`). The adversarial
+    points are detached: the gradient is that of the loss at fixed ``x_adv``.
     """
-    from certsdp.attacks import pgd
+    from certsdp.attacks import pgd_unchecked
+    from certsdp.box import check_eps
 
-    x_adv = pgd(net, x, y, eps, steps=steps, step_size=step, restarts=1, generator=generator).detach()
+    eps = check_eps(eps)
+    x = x.flatten(1).to(net.hidden.weight.dtype)
+    if noise is None:
+        device = generator.device if generator is not None else torch.device("cpu")
+        noise = torch.rand(x.shape, generator=generator, dtype=torch.float64, device=device)
+    noise = noise.to(device=x.device, dtype=torch.float64)
+    x_adv = pgd_unchecked(net, x, y, eps, steps, step, noise).detach()
     return F.cross_entropy(net(x_adv), y)

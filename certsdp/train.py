@@ -21,7 +21,10 @@ Randomness. The network is initialised after ``torch.manual_seed(seed)``. Everyt
 an epoch (data order, the class ``i`` of each step, PGD's random starts) is drawn from CPU
 ``torch.Generator`` objects seeded from ``(seed, epoch, stream)``, so a resumed run sees exactly the
 same draws; the global torch and numpy states are checkpointed too. On CPU, ``resume=True`` after
-any finished epoch gives bitwise the same weights as an uninterrupted run.
+any finished epoch gives bitwise the same weights as an uninterrupted run. PGD's random starts are
+drawn ahead, 100 steps at a time, from the same stream (the same numbers as drawing them step by
+step), so that on CUDA the step itself draws nothing and can be replayed as a CUDA graph (see
+``cuda_graphs``).
 
 Regularized steps (fro, spectral, sdp) sample one class ``i`` uniformly per step and regularize its
 ``k - 1`` pairs ``(i, j)`` (paper section 6).
@@ -58,6 +61,7 @@ import numpy as np
 import torch
 
 from certsdp.errors import InputError, TrainingDiverged
+from certsdp.graphed_step import GraphedStep, set_capturable
 from certsdp.model import TwoLayerNet, load_checkpoint, save_checkpoint
 from certsdp.train_config import TrainConfig
 
@@ -168,9 +172,12 @@ def _step_loss(
     regularizer: torch.nn.Module | None,
     pair_weights: torch.Tensor,
     spectral_state: dict,
-    pgd_gen: torch.Generator,
+    pgd_noise: torch.Tensor | None,
 ) -> torch.Tensor:
-    """The training loss of one batch (see the table in :mod:`certsdp.train_config`)."""
+    """The training loss of one batch (see the table in :mod:`certsdp.train_config`).
+
+    ``pgd_noise`` (reg ``at``): uniform [0, 1) float64 noise shaped like ``xb``, the PGD random start.
+    """
     from certsdp import objectives as O
 
     if config.reg == "lp":
@@ -179,7 +186,7 @@ def _step_loss(
     extra = None
     if config.reg == "at":
         extra = config.at_weight * O.at_loss(net, xb, yb, config.at_eps, config.at_step, config.at_steps,
-                                             generator=pgd_gen)
+                                             noise=pgd_noise)
     loss = objective(net(xb), yb, reduction=config.loss_reduction)
     if config.reg == "fro":
         extra = config.reg_lambda * O.frobenius_reg(net, i)
@@ -248,6 +255,12 @@ def _check_fork(saved: dict[str, Any], config: TrainConfig, epoch: int, path: Pa
 
 
 _FINITE_CHECK_STEPS = 50
+_NOISE_CHUNK_STEPS = 100
+
+GRAPH_REGS = ("none", "at")
+"""Configurations whose training step can be captured as a CUDA graph (:mod:`certsdp.graphed_step`):
+their loss waits for nothing on the host. The others (the SDP regularizer's LOBPCG, the spectral power
+iteration's state, ...) run eagerly on every device."""
 
 
 def _save_fork_point(ckpt_path: Path, out: Path) -> None:
@@ -292,6 +305,7 @@ def train(
     progress: bool = True,
     step_callback: Callable[[int, int, float], None] | None = None,
     fork_from: str | Path | None = None,
+    cuda_graphs: bool = True,
 ) -> Path:
     """Train ``config`` on MNIST, checkpointing every epoch to ``out_dir``; returns the checkpoint path.
 
@@ -314,6 +328,10 @@ def train(
             the paper's SDP-NN). The configs must differ only in ``name``, ``sdp_weighted`` and
             ``epochs``. Ignored when ``resume`` finds a checkpoint in ``out_dir`` (an interrupted
             forked run continues from its own checkpoint).
+        cuda_graphs: on CUDA, for the configurations in :data:`GRAPH_REGS` (NT-NN, AT-NN), capture
+            the training step as a CUDA graph and replay it (:class:`certsdp.graphed_step.
+            GraphedStep`; captured again when the learning rate changes). Same computation as the
+            eager step, up to the order of floating-point operations; no effect on the CPU.
 
     Raises:
         InputError: CUDA unavailable, a checkpoint exists and ``resume`` is false, the checkpoint
@@ -349,7 +367,8 @@ def train(
     net = TwoLayerNet(INPUT_DIM, config.hidden, NUM_CLASSES).to(dev)
     regularizer = _make_regularizer(config, dev)
     params = list(net.parameters()) + (list(regularizer.parameters()) if regularizer is not None else [])
-    optimizer = torch.optim.Adam(params, lr=config.lr)
+    use_graphs = bool(cuda_graphs) and dev.type == "cuda" and config.reg in GRAPH_REGS
+    optimizer = torch.optim.Adam(params, lr=config.lr, capturable=use_graphs)
     k = NUM_CLASSES
     pair_weights = torch.ones(k, k, device=dev) - torch.eye(k, device=dev)
     spectral_state: dict[str, torch.Tensor] = {}
@@ -378,6 +397,7 @@ def train(
                                  "(dual vectors c trained directly, which stalled); train it again")
             regularizer.load_state_dict(extra["regularizer"])
         optimizer.load_state_dict(extra["optimizer"])
+        set_capturable(optimizer, use_graphs)  # the checkpoint may come from the other kind of device
         pair_weights = extra["pair_weights"].to(dev)
         spectral_state = {key: val.to(dev) for key, val in extra.get("spectral_state", {}).items()}
         start_epoch, seconds, metrics = int(extra["epoch"]), float(extra["seconds"]), list(extra["metrics"])
@@ -398,6 +418,11 @@ def train(
     machine = machine_description(dev)
     n = len(y)
     n_batches = (n + config.batch_size - 1) // config.batch_size
+    graphed: GraphedStep | None = None
+    graphed_lr: float | None = None
+
+    def step_loss(xb: torch.Tensor, yb: torch.Tensor, i: int, pgd_noise: torch.Tensor | None) -> torch.Tensor:
+        return _step_loss(config, net, xb, yb, i, regularizer, pair_weights, spectral_state, pgd_noise)
 
     with tqdm(total=config.epochs, initial=start_epoch, desc=config.name, unit="epoch",
               disable=not progress) as epoch_bar:
@@ -410,7 +435,8 @@ def train(
             class_gen = _epoch_generator(config.seed, epoch, _STREAM_CLASS)
             order = torch.randperm(n, generator=order_gen).to(dev)
             classes = torch.randint(k, (n_batches,), generator=class_gen)
-            pgd_gen = _epoch_generator(config.seed, epoch, _STREAM_PGD)
+            pgd_gen = _epoch_generator(config.seed, epoch, _STREAM_PGD) if config.reg == "at" else None
+            noise_chunk = None
             refreshed = None
             if config.sdp_weighted and epoch > 0 and epoch % config.weight_refresh_epochs == 0:
                 # the bounds of the network as it is now, certified at the end of the previous epoch
@@ -424,12 +450,35 @@ def train(
             with tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False,
                       disable=not progress) as batch_bar:
                 for step in range(n_batches):
-                    idx = order[step * config.batch_size:(step + 1) * config.batch_size]
-                    loss = _step_loss(config, net, X[idx], y[idx], int(classes[step]), regularizer,
-                                      pair_weights, spectral_state, pgd_gen)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
+                    start, stop = step * config.batch_size, min((step + 1) * config.batch_size, n)
+                    idx = order[start:stop]
+                    noise = None
+                    if pgd_gen is not None:  # PGD random starts, drawn ahead in chunks (same stream)
+                        first = step - step % _NOISE_CHUNK_STEPS
+                        if step == first:
+                            rows = min(n, (first + _NOISE_CHUNK_STEPS) * config.batch_size) - start
+                            noise_chunk = torch.rand((rows, INPUT_DIM), generator=pgd_gen,
+                                                     dtype=torch.float64).to(dev)
+                        base = first * config.batch_size
+                        noise = noise_chunk[start - base:stop - base]
+                    batch = {"xb": X[idx], "yb": y[idx]} | ({} if noise is None else {"pgd_noise": noise})
+                    if use_graphs and (graphed is None or graphed_lr != lr) and len(idx) == config.batch_size:
+                        graphed = loss = None  # free the old graph first
+                        # the class argument is unused by the GRAPH_REGS losses
+                        graphed = GraphedStep(lambda xb, yb, pgd_noise=None: step_loss(xb, yb, 0, pgd_noise),
+                                              optimizer, batch)
+                        graphed_lr = lr
+                    if graphed is not None and graphed.shapes_match(**batch):
+                        loss = graphed(**batch)
+                    else:
+                        xb, yb = batch["xb"], batch["yb"]
+                        loss = step_loss(xb, yb, int(classes[step]), noise)
+                        optimizer.zero_grad(set_to_none=True)
+                        loss.backward()
+                        optimizer.step()
+                        # keep no autograd graph alive: its AccumulateGrad nodes live on this stream,
+                        # and a CUDA graph captured later on another stream would fail
+                        loss = loss.detach()
                     loss_sum += loss.detach().double()
                     if step % _FINITE_CHECK_STEPS == 0 or step == n_batches - 1:  # one sync per 50 steps
                         _check_finite(loss_sum, epoch, step, ckpt_path)

@@ -25,6 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="start SDP-NN-unweighted from an SDP-NN checkpoint (or the other way round) taken "
                    "before the first pair-weight refresh (epoch <= 20), where the two runs are identical")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--no-cuda-graphs", action="store_true",
+                   help="on CUDA, launch every kernel of a step from Python instead of replaying the step "
+                   "captured as a CUDA graph (NT-NN, AT-NN; the others never use graphs)")
     p.add_argument("--data-dir", help="MNIST directory (default: $CERTSDP_DATA)")
     p.add_argument("--epochs", type=int, help="override the number of epochs")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -73,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     from certsdp.train import METRICS_NAME, WEIGHTS_NAME, train
 
     ckpt = train(config, out, data_dir=args.data_dir, device=args.device, resume=args.resume,
-                 progress=not args.no_progress, fork_from=args.fork_from)
+                 progress=not args.no_progress, fork_from=args.fork_from, cuda_graphs=not args.no_cuda_graphs)
     metrics = json.loads((out / METRICS_NAME).read_text())
     last = metrics[-1] if metrics else {}
     err = last.get("test_error")
