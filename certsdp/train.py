@@ -263,6 +263,30 @@ their loss waits for nothing on the host. The others (the SDP regularizer's LOBP
 iteration's state, ...) run eagerly on every device."""
 
 
+class _ChunkedNoise:
+    """Uniform [0, 1) float64 rows ``(n, INPUT_DIM)`` from ``gen``, drawn ahead ``_NOISE_CHUNK_STEPS``
+    batches at a time and moved to ``device`` once per chunk.
+
+    Rows are asked for in order, one batch at a time; they are the numbers that drawing each batch's
+    rows from ``gen`` in turn would give (the CPU generator fills a tensor sequentially).
+    """
+
+    def __init__(self, gen: torch.Generator, n: int, batch_size: int, device: torch.device) -> None:
+        self.gen, self.n, self.device = gen, n, device
+        self.chunk_rows = _NOISE_CHUNK_STEPS * batch_size
+        self.base, self.chunk = 0, torch.empty(0, INPUT_DIM, dtype=torch.float64, device=device)
+
+    def rows(self, start: int, stop: int) -> torch.Tensor:
+        if stop > self.base + len(self.chunk):
+            self.base += len(self.chunk)
+            if start != self.base:
+                raise ValueError("rows must be asked for in order")
+            count = min(self.chunk_rows, self.n - start)
+            drawn = torch.rand((count, INPUT_DIM), generator=self.gen, dtype=torch.float64)
+            self.chunk = drawn.to(self.device)
+        return self.chunk[start - self.base:stop - self.base]
+
+
 def _save_fork_point(ckpt_path: Path, out: Path) -> None:
     """Copy the checkpoint to ``FORK_POINT_NAME`` atomically: the last epoch that the weighted and
     unweighted SDP runs share, from which ``fork_from`` starts the other one."""
@@ -435,8 +459,10 @@ def train(
             class_gen = _epoch_generator(config.seed, epoch, _STREAM_CLASS)
             order = torch.randperm(n, generator=order_gen).to(dev)
             classes = torch.randint(k, (n_batches,), generator=class_gen)
-            pgd_gen = _epoch_generator(config.seed, epoch, _STREAM_PGD) if config.reg == "at" else None
-            noise_chunk = None
+            pgd_noise = None
+            if config.reg == "at":  # PGD random starts
+                pgd_gen = _epoch_generator(config.seed, epoch, _STREAM_PGD)
+                pgd_noise = _ChunkedNoise(pgd_gen, n, config.batch_size, dev)
             refreshed = None
             if config.sdp_weighted and epoch > 0 and epoch % config.weight_refresh_epochs == 0:
                 # the bounds of the network as it is now, certified at the end of the previous epoch
@@ -452,15 +478,7 @@ def train(
                 for step in range(n_batches):
                     start, stop = step * config.batch_size, min((step + 1) * config.batch_size, n)
                     idx = order[start:stop]
-                    noise = None
-                    if pgd_gen is not None:  # PGD random starts, drawn ahead in chunks (same stream)
-                        first = step - step % _NOISE_CHUNK_STEPS
-                        if step == first:
-                            rows = min(n, (first + _NOISE_CHUNK_STEPS) * config.batch_size) - start
-                            noise_chunk = torch.rand((rows, INPUT_DIM), generator=pgd_gen,
-                                                     dtype=torch.float64).to(dev)
-                        base = first * config.batch_size
-                        noise = noise_chunk[start - base:stop - base]
+                    noise = pgd_noise.rows(start, stop) if pgd_noise is not None else None
                     batch = {"xb": X[idx], "yb": y[idx]} | ({} if noise is None else {"pgd_noise": noise})
                     if use_graphs and (graphed is None or graphed_lr != lr) and len(idx) == config.batch_size:
                         graphed = loss = None  # free the old graph first

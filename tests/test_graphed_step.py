@@ -101,6 +101,22 @@ def test_at_loss_from_noise_equals_at_loss_from_generator() -> None:
     assert torch.equal(given, F.cross_entropy(net(x_adv), y))
 
 
+def test_noise_drawn_ahead_equals_noise_drawn_per_batch(monkeypatch) -> None:
+    """The PGD starts drawn a chunk at a time are the numbers a per-step draw gave (before graphs)."""
+    import certsdp.train as T
+
+    monkeypatch.setattr(T, "_NOISE_CHUNK_STEPS", 3)
+    n, bs = 23, 4  # 6 batches, the last one of 3 rows; chunks of 12, 11 rows
+    chunked = T._ChunkedNoise(torch.Generator().manual_seed(8), n, bs, torch.device("cpu"))
+    gen = torch.Generator().manual_seed(8)
+    for start in range(0, n, bs):
+        stop = min(start + bs, n)
+        expected = torch.rand((1, stop - start, T.INPUT_DIM), generator=gen, dtype=torch.float64)[0]
+        assert torch.equal(chunked.rows(start, stop), expected)
+    with pytest.raises(ValueError, match="in order"):
+        T._ChunkedNoise(torch.Generator(), n, bs, torch.device("cpu")).rows(4, 20)
+
+
 def _adam_steps(net: TwoLayerNet, opt: torch.optim.Optimizer, steps: int, seed: int) -> None:
     for s in range(steps):
         x, y, _ = _batch(seed + s, d=net.dims[0], k=net.dims[2])
