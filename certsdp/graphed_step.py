@@ -1,11 +1,13 @@
 """A training step captured once as a CUDA graph and replayed, for adversarial training on a GPU.
 
-One AT-NN step (eq. of section 6: cross-entropy + 0.5 x the cross-entropy at a 40-step PGD point) is
+One AT-NN step (section 6: cross-entropy + 0.5 x the cross-entropy at a 40-step PGD point) is
 about 1,500 small kernels on a batch of 50: 41 forward/backward passes of a 784-500-10 network, each
 with its ranking and projection. Each kernel does a few microseconds of work, so launched one by one
 from Python a GPU step is bound by launch and interpreter overhead, not by the GPU. A CUDA graph
-records the whole step (zero_grad, loss, backward, optimizer step) once and replays it with a single
-launch; only copying the next batch into the graph's input tensors happens outside it.
+records the whole step (loss, backward, optimizer step) once and replays it with a single launch;
+only copying the next batch into the graph's input tensors happens outside it. The gradients are
+set to None just before the capture, so the captured backward writes fresh gradient buffers of the
+graph's own on every replay (nothing accumulates, and no zero_grad is needed inside the graph).
 
 What a captured step needs, and what :func:`certsdp.train.train` checks before using one:
 
@@ -29,6 +31,9 @@ import torch
 from certsdp.errors import InputError
 
 WARMUP_STEPS = 3
+SUPPORTED_OPTIMIZERS = (torch.optim.Adam, torch.optim.AdamW)
+"""Optimizers whose fresh state is all zeros, which the warm-up restore relies on (NAdam and ASGD,
+for example, start some state at 1 or at the learning rate)."""
 
 
 def set_capturable(optimizer: torch.optim.Optimizer, capturable: bool) -> None:
@@ -67,7 +72,7 @@ def _snapshot(params: list[torch.Tensor], optimizer: torch.optim.Optimizer) -> C
                 for key, val in state.items():
                     if not isinstance(val, torch.Tensor):
                         continue
-                    if before is None:
+                    if before is None or key not in before:
                         val.zero_()  # state created by the warm-up: a fresh Adam state is all zeros
                     else:
                         val.copy_(before[key])
@@ -77,6 +82,8 @@ def _snapshot(params: list[torch.Tensor], optimizer: torch.optim.Optimizer) -> C
 
 class GraphedStep:
     """``loss = loss_fn(**inputs); loss.backward(); optimizer.step()`` as one replayable CUDA graph.
+
+    ``optimizer`` is an Adam or AdamW created with ``capturable=True``.
 
     ``example`` gives the inputs' shapes, dtypes and devices (and the warm-up data); calling the
     object with inputs of those shapes copies them into the graph's own tensors, replays the step and
@@ -90,10 +97,12 @@ class GraphedStep:
         example: dict[str, torch.Tensor],
         warmup: int = WARMUP_STEPS,
     ) -> None:
-        if not torch.cuda.is_available():
-            raise InputError("a CUDA graph needs CUDA, which is not available")
+        if not isinstance(optimizer, SUPPORTED_OPTIMIZERS):
+            raise InputError(f"a captured step supports Adam and AdamW, got {type(optimizer).__name__}")
         if not all(group.get("capturable") for group in optimizer.param_groups):
             raise InputError("a captured step needs an optimizer created with capturable=True")
+        if not torch.cuda.is_available():
+            raise InputError("a CUDA graph needs CUDA, which is not available")
         device = next(iter(example.values())).device
         if device.type != "cuda":
             raise InputError(f"a CUDA graph needs its inputs on a CUDA device, got {device}")

@@ -47,7 +47,7 @@ def cross_entropy(logits: torch.Tensor, y: torch.Tensor, reduction: str = "mean"
 def multiclass_hinge(logits: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
     """Crammer-Singer multiclass hinge loss ``max(0, 1 + max_{j != y} f_j - f_y)``, averaged or summed."""
     correct = logits.gather(1, y[:, None]).squeeze(1)
-    wrong = logits.scatter(1, y[:, None], -math.inf).amax(dim=1)  # not one_hot: no host sync (CUDA graphs)
+    wrong = logits.scatter(1, y[:, None], -math.inf).amax(dim=1)  # one kernel; one_hot needs three
     return _reduce(torch.relu(1.0 + wrong - correct), reduction)
 
 
@@ -157,18 +157,32 @@ def at_loss(
     The attack ascends the cross-entropy with ``steps`` signed steps of size ``step`` in the unclipped
     box ``|x~ - x|_inf <= eps`` (the package's attack model) and keeps the worst point visited. The
     random start comes from ``noise`` (uniform [0, 1), float64, shaped like ``x``) or, without it, is
-    drawn from ``generator`` (on the generator's device). Nothing waits for the device, so a training
-    step using it can be captured as a CUDA graph (:mod:`certsdp.graphed_step`). The adversarial
-    points are detached: the gradient is that of the loss at fixed ``x_adv``.
-    """
-    from certsdp.attacks import pgd_unchecked
-    from certsdp.box import check_eps
+    drawn from ``generator`` (on the generator's device; nothing is drawn when ``eps`` is 0). Nothing
+    waits for the device, so a training step using it can be captured as a CUDA graph
+    (:mod:`certsdp.graphed_step`). The adversarial points are detached: the gradient is that of the
+    loss at fixed ``x_adv``.
 
-    eps = check_eps(eps)
+    Checked (from Python values and shapes alone, so also inside a capture): ``eps``, ``step``,
+    ``steps`` and the shapes of ``x``, ``y`` and ``noise`` (:class:`InputError`). Not checked, since
+    that would need the values on the host: finite inputs and labels in range (the training loop
+    takes them from validated MNIST).
+    """
+    from certsdp.attacks import attack_settings, pgd_unchecked
+    from certsdp.errors import InputError
+
+    settings = attack_settings("pgd", eps, steps, step, 1)
+    eps = float(eps)
     x = x.flatten(1).to(net.hidden.weight.dtype)
+    if y.shape != (x.shape[0],):
+        raise InputError(f"at_loss: y must have shape ({x.shape[0]},), got {tuple(y.shape)}")
     if noise is None:
         device = generator.device if generator is not None else torch.device("cpu")
-        noise = torch.rand(x.shape, generator=generator, dtype=torch.float64, device=device)
+        noise = (torch.rand(x.shape, generator=generator, dtype=torch.float64, device=device) if eps > 0
+                 else torch.zeros(x.shape, dtype=torch.float64))
+    elif noise.shape != x.shape:  # a broadcast noise would give every row the same random start
+        raise InputError(f"at_loss: noise must have the shape of x, {tuple(x.shape)}, "
+                         f"got {tuple(noise.shape)}")
     noise = noise.to(device=x.device, dtype=torch.float64)
+    x_adv = pgd_unchecked(net, x, y, eps, settings["steps"], settings["step_size"], noise).detach()
     x_adv = pgd_unchecked(net, x, y, eps, steps, step, noise).detach()
     return F.cross_entropy(net(x_adv), y)

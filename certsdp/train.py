@@ -9,10 +9,11 @@
   vector), ``pair_weights``, ``rng`` (global torch/numpy/CUDA states), ``metrics``, ``seconds``,
   ``machine``;
 * ``metrics.json``: the list of per-epoch metric dicts (``epoch``, ``lr``, ``train_loss``,
-  ``test_error`` on the first ``eval_limit`` test images, ``seconds``; for sdp also the certified
-  pair bounds ``sdp_bounds`` of eq. 16 from the trained dual vectors, their max and mean, and
-  ``sdp_cert_error``, the fraction of those test images not certified by eq. 12 at ``sdp_eps``,
-  computed as rigorously as any reported certificate, :func:`certsdp.certify.certified_error_curve`);
+  ``test_error`` on the first ``eval_limit`` test images (a tie counts as a mistake), ``seconds``;
+  for sdp also the certified pair bounds ``sdp_bounds`` of eq. 16 from the trained dual vectors,
+  their max and mean, and ``sdp_cert_error``, the fraction of those test images not certified by
+  eq. 12 at ``sdp_eps``, computed as rigorously as any reported certificate,
+  :func:`certsdp.certify.certified_error_curve`);
 * ``weights.npz`` at the end (:meth:`certsdp.weights.Weights.save`, float32);
 * for sdp, ``checkpoint_before_refresh.pt``: a copy of the checkpoint after epoch
   ``weight_refresh_epochs``, the last one the weighted and unweighted runs share (``fork_from``).
@@ -60,6 +61,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from certsdp.attacks import score_margin
 from certsdp.errors import InputError, TrainingDiverged
 from certsdp.graphed_step import GraphedStep, set_capturable
 from certsdp.model import TwoLayerNet, load_checkpoint, save_checkpoint
@@ -511,8 +513,8 @@ def train(
             record: dict[str, Any] = {"epoch": epoch + 1, "lr": lr, "train_loss": float(loss_sum) / n_batches}
             if refreshed is not None:
                 record["pair_weights"] = _json_matrix(refreshed)
-            test_scores = _scores(net, Xt)
-            wrong = (test_scores.argmax(dim=1) != yt).double()
+            # the attacks' rule: a tie with a wrong class is a mistake (argmax would break it by index)
+            wrong = (score_margin(_scores(net, Xt), yt) >= 0).double()
             record["test_error"] = float(wrong.mean()) if len(yt) else None
             if regularizer is not None:
                 bounds = regularizer.certificate_bounds(net)

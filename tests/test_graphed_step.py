@@ -39,12 +39,18 @@ def one_thread():
 
 
 class _OpCounter(TorchDispatchMode):
+    """Counts the aten ops run; ``bool_index`` counts indexing by boolean masks (a sync on CUDA)."""
+
     def __init__(self) -> None:
         super().__init__()
         self.ops: collections.Counter[str] = collections.Counter()
+        self.bool_index = 0
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         self.ops[str(func)] += 1
+        if str(func).startswith("aten.index"):
+            indices = [i for a in args if isinstance(a, (list, tuple)) for i in a]
+            self.bool_index += sum(isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in indices)
         return func(*args, **(kwargs or {}))
 
 
@@ -59,8 +65,9 @@ def _batch(seed: int, n: int = 16, d: int = 784, k: int = 10):
 @pytest.mark.parametrize("name", ["tiny-AT", "tiny-NT"])
 @pytest.mark.parametrize("objective", ["ce", "hinge"])
 def test_captured_losses_never_wait_for_the_device(name: str, objective: str) -> None:
-    """No ``.item()``-like call (``_local_scalar_dense``) in the loss or its backward: a CUDA graph
-    cannot capture one (``F.one_hot`` used to check its labels that way)."""
+    """Nothing in the loss or its backward that waits for the device on CUDA, which a CUDA graph cannot
+    capture: no ``.item()``-like read (``_local_scalar_dense``; ``F.one_hot`` made one on the CPU), no
+    ``nonzero``/``masked_select``, no indexing by a boolean mask."""
     config = get_config(name, objective=objective)
     assert config.reg in GRAPH_REGS
     torch.manual_seed(0)
@@ -69,8 +76,13 @@ def test_captured_losses_never_wait_for_the_device(name: str, objective: str) ->
     with _OpCounter() as counter:
         loss = _step_loss(config, net, x, y, 0, None, None, {}, noise if config.reg == "at" else None)
         loss.backward()
-    assert counter.ops["aten._local_scalar_dense.default"] == 0, counter.ops
-    assert counter.ops["aten.item.default"] == 0
+    for op in ("aten._local_scalar_dense.default", "aten.item.default", "aten.nonzero.default",
+               "aten.masked_select.default"):
+        assert counter.ops[op] == 0, (op, counter.ops)
+    assert counter.bool_index == 0
+    with _OpCounter() as check:  # the counter does see those
+        x[x > 0.5].sum().item()
+    assert check.bool_index == 1 and check.ops["aten._local_scalar_dense.default"] == 1
 
 
 def test_pgd_unchecked_is_pgd_with_one_restart() -> None:
@@ -115,6 +127,41 @@ def test_noise_drawn_ahead_equals_noise_drawn_per_batch(monkeypatch) -> None:
         assert torch.equal(chunked.rows(start, stop), expected)
     with pytest.raises(ValueError, match="in order"):
         T._ChunkedNoise(torch.Generator(), n, bs, torch.device("cpu")).rows(4, 20)
+
+
+def test_at_loss_checks_what_needs_no_host_sync() -> None:
+    torch.manual_seed(4)
+    net = TwoLayerNet(784, 8, 10)
+    x, y, noise = _batch(3)
+    with pytest.raises(InputError, match="steps"):
+        at_loss(net, x, y, 0.3, 0.1, 0, noise=noise)
+    with pytest.raises(InputError, match="step_size"):
+        at_loss(net, x, y, 0.3, -0.1, 10, noise=noise)
+    with pytest.raises(InputError, match="eps"):
+        at_loss(net, x, y, -0.3, 0.1, 10, noise=noise)
+    with pytest.raises(InputError, match="noise must have the shape of x"):
+        at_loss(net, x, y, 0.3, 0.1, 10, noise=noise[:1])
+    with pytest.raises(InputError, match="y must have shape"):
+        at_loss(net, x, y[:-1], 0.3, 0.1, 10, noise=noise)
+    gen = torch.Generator().manual_seed(2)
+    at_loss(net, x, y, 0.0, 0.1, 10, generator=gen)  # eps 0: no random start drawn
+    fresh = torch.Generator().manual_seed(2)
+    assert torch.equal(torch.rand(3, generator=gen), torch.rand(3, generator=fresh))
+
+
+def test_at_training_is_the_same_whatever_the_noise_chunks(tmp_path: Path, mnist_dir: Path,
+                                                           monkeypatch) -> None:
+    """Drawing the PGD starts ahead (100 steps by default) trains bitwise like drawing them per step,
+    also with a smaller last batch and chunks that end inside an epoch."""
+    import certsdp.train as T
+
+    config = get_config("tiny-AT", train_limit=500, at_steps=5)  # 8 batches of 64, the last of 52
+    hashes = []
+    for chunk in (100, 3, 1):
+        monkeypatch.setattr(T, "_NOISE_CHUNK_STEPS", chunk)
+        ckpt = train(config, tmp_path / str(chunk), data_dir=mnist_dir, progress=False)
+        hashes.append(load_checkpoint(ckpt)[0].to_weights().content_hash())
+    assert len(set(hashes)) == 1
 
 
 def _adam_steps(net: TwoLayerNet, opt: torch.optim.Optimizer, steps: int, seed: int) -> None:
@@ -180,12 +227,17 @@ def test_a_checkpoint_from_a_capturable_optimizer_resumes_on_the_cpu(tmp_path: P
     assert not any(g["capturable"] for g in extra_b["optimizer"]["param_groups"])
 
 
-@pytest.mark.skipif(CUDA, reason="checks the error without CUDA")
-def test_graphed_step_needs_cuda() -> None:
+def test_graphed_step_refuses_what_it_cannot_restore_or_capture() -> None:
     net = TwoLayerNet(12, 8, 3)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-2, capturable=True)
-    with pytest.raises(InputError, match="CUDA"):
-        GraphedStep(lambda x: net(x).sum(), opt, {"x": torch.rand(4, 12)})
+    step = lambda x: net(x).sum()  # noqa: E731
+    batch = {"x": torch.rand(4, 12)}
+    with pytest.raises(InputError, match="Adam and AdamW"):  # NAdam's fresh state is not all zeros
+        GraphedStep(step, torch.optim.NAdam(net.parameters(), capturable=True), batch)
+    with pytest.raises(InputError, match="capturable=True"):
+        GraphedStep(step, torch.optim.Adam(net.parameters()), batch)
+    if not CUDA:
+        with pytest.raises(InputError, match="CUDA"):
+            GraphedStep(step, torch.optim.Adam(net.parameters(), capturable=True), batch)
 
 
 @pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU (CI has none; benchmarks/bench_cuda_graph_step.py)")
@@ -202,3 +254,4 @@ def test_graphed_training_matches_eager_training_on_cuda(name: str, tmp_path: Pa
     a, b = (json.loads((tmp_path / str(g) / "metrics.json").read_text()) for g in (True, False))
     for ra, rb in zip(a, b, strict=True):
         assert ra["train_loss"] == pytest.approx(rb["train_loss"], rel=1e-3)
+        assert abs(ra["test_error"] - rb["test_error"]) <= 3 / config.eval_limit

@@ -388,6 +388,11 @@ def test_cli_errors(tmp_path: Path, mnist_dir: Path, monkeypatch, capsys) -> Non
     assert "--resume" in capsys.readouterr().err
     assert _main([*argv, "--resume"], monkeypatch) == 0
     assert len(json.loads((out / "metrics.json").read_text())) == 2
+    assert "to resume" not in capsys.readouterr().err
+    fresh = ["train", "--config", "tiny-NT", "--out", str(tmp_path / "fresh"), "--data-dir", str(mnist_dir),
+             "--no-progress", "--epochs", "1", "--no-cuda-graphs"]
+    assert _main([*fresh, "--resume"], monkeypatch) == 0
+    assert "no checkpoint in" in capsys.readouterr().err
     assert _main(["train", "--list"], monkeypatch) == 0
     listing = capsys.readouterr().out
     assert all(name in listing for name in PAPER + TINY)

@@ -75,6 +75,9 @@ def run(args: argparse.Namespace) -> int:
 
     from certsdp.train import METRICS_NAME, WEIGHTS_NAME, train
 
+    if args.resume and not (out / "checkpoint.pt").exists():
+        print(f"certsdp train: no checkpoint in {out} to resume; starting a new run", file=sys.stderr)
+
     ckpt = train(config, out, data_dir=args.data_dir, device=args.device, resume=args.resume,
                  progress=not args.no_progress, fork_from=args.fork_from, cuda_graphs=not args.no_cuda_graphs)
     metrics = json.loads((out / METRICS_NAME).read_text())
