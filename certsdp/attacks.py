@@ -210,6 +210,13 @@ def _check_labels(logits: torch.Tensor, y: torch.Tensor) -> None:
         raise InputError(f"labels must lie in [0, {k - 1}], got range [{int(y.min())}, {int(y.max())}]")
 
 
+def soft_margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``log sum_{j != y} exp f_j - f_y`` per row: a smooth :func:`score_margin`, and the cross-entropy
+    is ``log(1 + exp(soft_margin))``. Its gradient is exact in the true class (-1) at any confidence."""
+    correct = logits.gather(1, y[:, None]).squeeze(1)
+    return logits.scatter(1, y[:, None], -math.inf).logsumexp(dim=1) - correct
+
+
 def _set_eval(net: nn.Module) -> bool:
     was_training = net.training
     net.eval()
@@ -234,9 +241,17 @@ def _attack_batch(
 ) -> torch.Tensor:
     """Signed-gradient ascent from each start, keeping per row the worst point visited (and ``x``).
 
-    ``loss`` is the objective both ascended and used to rank points ("ce" or "margin"); with
-    ``kappa`` (CW) the ascended objective is ``min(margin, kappa)`` while points are ranked by the
-    raw margin.
+    ``loss`` is the objective used to rank points and whose gradient sign gives the steps ("ce" or
+    "margin"); with ``kappa`` (CW) the ascended objective is ``min(margin, kappa)`` while points are
+    ranked by the raw margin.
+
+    For "ce" the steps follow the gradient of :func:`soft_margin` instead, ``L = log sum_{j != y}
+    exp f_j - f_y``: the cross-entropy is ``log(1 + exp L)``, an increasing function of ``L``, so the
+    two gradients have the same sign in every coordinate. Computed through the softmax, the
+    cross-entropy's gradient loses its true-class term once ``p_y`` rounds to 1 (a logit gap above
+    ~17 in float32, ~37 in float64). On our NT-NN, FGSM at eps 0.05 fooled 56.2% of the first 1,000
+    test images that way (63.9% with a float64 network), and 81.4% with ``L`` (in either precision):
+    ``L``'s gradient keeps the true-class term, -1, exactly.
     """
 
     def evaluate(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -244,7 +259,7 @@ def _attack_batch(
         margin = score_margin(logits, y)
         if loss == "ce":
             rank = F.cross_entropy(logits, y, reduction="none")
-            ascend = rank
+            ascend = soft_margin(logits, y)
         else:
             rank = margin
             ascend = margin if kappa is None else margin.clamp(max=kappa)

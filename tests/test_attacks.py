@@ -418,3 +418,41 @@ def test_cli_input_errors(tmp_path, net_files, capsys):
     if importlib.util.find_spec("certsdp.data") is not None:
         _cli_error(base[:2] + [str(tmp_path / "missing.npz")] + base[3:]
                    + ["--weights", str(weights), "--eps", "0.1"], capsys)
+
+
+def test_ce_steps_keep_their_direction_when_the_softmax_saturates():
+    """The CE ascent direction comes from soft_margin, whose gradient has the sign of the CE gradient
+    (CE = log(1 + exp(soft_margin))) without losing the true class once p_y rounds to 1 in float32."""
+    torch.manual_seed(0)
+    d, k = 30, 4
+    net = torch.nn.Sequential(torch.nn.Linear(d, k))
+    with torch.no_grad():
+        net[0].weight.mul_(40.0)  # confident: logit gaps up to ~30
+    x = torch.rand(64, d)
+    y = net(x).argmax(dim=1)
+    p_true = torch.softmax(net.double()(x.double()), dim=1).gather(1, y[:, None])
+    assert bool((p_true < 1).all()) and bool((p_true.float() == 1).any())  # saturated in float32 only
+
+    def input_grad(f, net_, x_):
+        z = x_.clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(f(net_(z), y).sum(), z)
+        return g
+
+    exact = input_grad(lambda s, t: torch.nn.functional.cross_entropy(s, t, reduction="none"),
+                       net.double(), x.double())
+    net.float()
+    ce32 = input_grad(lambda s, t: torch.nn.functional.cross_entropy(s, t, reduction="none"), net, x)
+    soft32 = input_grad(A.soft_margin, net, x)
+    good = exact.abs() > 1e-300
+    assert (ce32.sign() != exact.sign())[good].any()  # the plain float32 CE gradient is wrong here
+    assert torch.equal(soft32.sign()[good], exact.sign()[good])
+    # so FGSM on the float32 network fools exactly the examples that the exact step fools
+    eps = 0.2
+    lo, hi = A.box_bounds(x, eps)
+    x_step = torch.clamp((x.double() + eps * exact.sign()).float(), lo, hi)
+    fooled = A.score_margin(net(A.fgsm(net, x, y, eps)), y) >= 0
+    assert torch.equal(fooled, A.score_margin(net(x_step), y) >= 0) and bool(fooled.any())
+    logits = torch.randn(5, 3, dtype=torch.float64)
+    labels = torch.tensor([0, 1, 2, 1, 0])
+    ce = torch.nn.functional.cross_entropy(logits, labels, reduction="none")
+    torch.testing.assert_close(torch.log1p(A.soft_margin(logits, labels).exp()), ce)
