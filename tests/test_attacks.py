@@ -456,3 +456,11 @@ def test_ce_steps_keep_their_direction_when_the_softmax_saturates():
     labels = torch.tensor([0, 1, 2, 1, 0])
     ce = torch.nn.functional.cross_entropy(logits, labels, reduction="none")
     torch.testing.assert_close(torch.log1p(A.soft_margin(logits, labels).exp()), ce)
+    # the attacks' objective: the cross-entropy forward, the soft margin's gradient backward
+    z = logits.clone().requires_grad_(True)
+    value = A._CrossEntropySoftMarginStep.apply(z, labels)
+    assert torch.equal(value.detach(), ce)
+    weights = torch.rand(5, dtype=torch.float64)
+    (g_step,) = torch.autograd.grad((weights * value).sum(), z)
+    (g_soft,) = torch.autograd.grad((weights * A.soft_margin(z, labels)).sum(), z)
+    torch.testing.assert_close(g_step, g_soft)
