@@ -486,9 +486,9 @@ def pgd_unchecked(
     CUDA graph. ``x`` must be a finite ``(n, d)`` batch in the network's dtype and device, ``y`` its
     labels and ``eps`` a checked float.
     """
-    lo, hi = unclipped_box(x, eps)
     if eps == 0:
         return x.detach().clone()
+    lo, hi = unclipped_box(x, eps)
     was_training = _set_eval(net)
     try:
         start = _random_starts(noise[None], lo, hi)[0]

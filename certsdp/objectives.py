@@ -184,5 +184,4 @@ def at_loss(
                          f"got {tuple(noise.shape)}")
     noise = noise.to(device=x.device, dtype=torch.float64)
     x_adv = pgd_unchecked(net, x, y, eps, settings["steps"], settings["step_size"], noise).detach()
-    x_adv = pgd_unchecked(net, x, y, eps, steps, step, noise).detach()
     return F.cross_entropy(net(x_adv), y)

@@ -149,6 +149,18 @@ def test_at_loss_checks_what_needs_no_host_sync() -> None:
     assert torch.equal(torch.rand(3, generator=gen), torch.rand(3, generator=fresh))
 
 
+def test_at_loss_runs_one_attack() -> None:
+    """``steps`` PGD steps cost ``steps + 3`` forward passes: the clean point, one per step, the last
+    point, and the loss at the adversarial point (a second, identical attack went unnoticed once)."""
+    torch.manual_seed(4)
+    net = TwoLayerNet(784, 8, 10)
+    x, y, noise = _batch(3)
+    calls = []
+    net.register_forward_hook(lambda *_: calls.append(1))
+    at_loss(net, x, y, 0.3, 0.1, 7, noise=noise)
+    assert len(calls) == 7 + 3
+
+
 def test_at_training_is_the_same_whatever_the_noise_chunks(tmp_path: Path, mnist_dir: Path,
                                                            monkeypatch) -> None:
     """Drawing the PGD starts ahead (100 steps by default) trains bitwise like drawing them per step,
