@@ -16,6 +16,17 @@ MNIST_FILES = (
 )
 
 
+@pytest.fixture()
+def one_thread():
+    """One torch intra-op thread for the test: faster on tiny tensors, and far faster on a busy machine."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     """``<repo>/../shared/data`` (read-only shared data); skips the test if it is absent."""

@@ -35,13 +35,7 @@ PAPER = ("NT-NN", "Fro-NN", "Spe-NN", "AT-NN", "SDP-NN", "SDP-NN-unweighted", "L
 TINY = ("tiny-NT", "tiny-SDP", "tiny-SDP-unweighted", "tiny-AT", "tiny-LP", "tiny-Fro", "tiny-Spe")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one intra-op thread is faster, and far faster on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _run(name: str, out: Path, mnist_dir: Path, **kw) -> tuple[Path, list[float]]:
