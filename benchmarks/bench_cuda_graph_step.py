@@ -21,11 +21,11 @@ import statistics
 
 import torch
 
-from certsdp.data import load_mnist
-from certsdp.graphed_step import GraphedStep
-from certsdp.model import TwoLayerNet
-from certsdp.train import _step_loss
-from certsdp.train_config import get_config
+from certsdp.data.mnist import load_mnist
+from certsdp.network.torch_model import TwoLayerNet
+from certsdp.training.config import get_config
+from certsdp.training.graphed_step import GraphedStep
+from certsdp.training.loop import _step_loss
 
 
 def _batches(config, X, y, count: int, seed: int):

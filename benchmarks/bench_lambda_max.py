@@ -27,11 +27,11 @@ import time
 import numpy as np
 import torch
 
-from certsdp.data import load_mnist
-from certsdp.lambda_max import SDPDualRegularizer
-from certsdp.model import TwoLayerNet, load_checkpoint
-from certsdp.objectives import multiclass_hinge
-from certsdp.sdp_matrix import coupling_block, sdp_matrix_from_block
+from certsdp.data.mnist import load_mnist
+from certsdp.network.torch_model import TwoLayerNet, load_checkpoint
+from certsdp.sdp.matrix import coupling_block, sdp_matrix_from_block
+from certsdp.training.losses import multiclass_hinge
+from certsdp.training.sdp_regularizer import SDPDualRegularizer
 
 # (max iterations, residual tolerance); the SDP configs use up to 4 (TrainConfig.sdp_iters)
 SETTINGS = [(2, 1e-4), (4, 1e-4), (12, 1e-4), (24, 1e-5)]

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from certsdp.certify import certify
-from certsdp.data import load_mnist
-from certsdp.sdp_matrix import block_error_bound, coupling_block
-from certsdp.sdp_pairs import solve_pairs
-from certsdp.weights import Weights
+from certsdp.bounds.certify import certify
+from certsdp.data.mnist import load_mnist
+from certsdp.network.weights import Weights
+from certsdp.sdp.matrix import block_error_bound, coupling_block
+from certsdp.sdp.pairs import solve_pairs
 
 DEFAULT_NET = Path(__file__).resolve().parents[2] / "shared" / "data" / "original_nets" / "sdp_nn.npz"
 
@@ -51,7 +51,7 @@ def main() -> None:
              f"{secs.max():.2f} s slowest pair")]
 
     if args.scs_seconds > 0:
-        from certsdp.sdp_reference import solve_reference
+        from certsdp.sdp.reference import solve_reference
 
         i, j = args.scs_pair
         B = coupling_block(weights.W, weights.V[i] - weights.V[j])

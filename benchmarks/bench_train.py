@@ -21,8 +21,8 @@ import time
 import numpy as np
 import torch
 
-from certsdp.train import train
-from certsdp.train_config import get_config
+from certsdp.training.config import get_config
+from certsdp.training.loop import train
 
 STEPS_PER_EPOCH = 60_000 // 50
 

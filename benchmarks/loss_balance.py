@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from certsdp.data import load_mnist
-from certsdp.sdp_pairs import cached_pair_table, solve_pairs
-from certsdp.weights import Weights
+from certsdp.data.mnist import load_mnist
+from certsdp.network.weights import Weights
+from certsdp.sdp.pairs import cached_pair_table, solve_pairs
 
 ROOT = Path(__file__).resolve().parents[1]
 NETS = Path(os.environ.get("CERTSDP_NETS", ROOT.parent / "shared" / "data" / "original_nets"))

@@ -63,7 +63,7 @@ def random_weights(seed: int, d: int, m: int, k: int, scale: float = 1.0):
     """A random small network with biases (for soundness tests)."""
     import numpy as np
 
-    from certsdp.weights import Weights
+    from certsdp.network.weights import Weights
 
     rng = np.random.default_rng(seed)
     return Weights(W=scale * rng.standard_normal((m, d)), b=0.3 * rng.standard_normal(m),

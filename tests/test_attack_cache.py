@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-import certsdp.attack_cache as ac
-from certsdp.attack_cache import cached_attack_report
-from certsdp.attacks import attack_report
+import certsdp.attacks.cache as ac
+from certsdp.attacks.cache import cached_attack_report
+from certsdp.attacks.engine import attack_report
 from certsdp.errors import InputError
-from certsdp.model import TwoLayerNet
+from certsdp.network.torch_model import TwoLayerNet
 
 
 @pytest.fixture

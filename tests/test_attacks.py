@@ -1,4 +1,4 @@
-"""Tests of the l_inf attacks (:mod:`certsdp.attacks`) and the ``certsdp attack`` command."""
+"""Tests of the l_inf attacks (:mod:`certsdp.attacks.engine`) and the ``certsdp attack`` command."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 import torch
 from torch import nn
 
-from certsdp import attacks as A
+from certsdp.attacks import engine as A
 from certsdp.errors import InputError
-from certsdp.model import TwoLayerNet
+from certsdp.network.torch_model import TwoLayerNet
 
 ATTACK_NAMES = ("fgsm", "pgd", "cw")
 
@@ -275,7 +275,7 @@ def _linear_binary_net(dtype: torch.dtype, d: int = 10, m: int = 15, seed: int =
     # put the decision boundary f_1 = f_0 through the centre of [0, 1]^d
     dv = V[1] - V[0]
     c = np.array([0.0, -dv @ (W @ np.full(d, 0.5) + b)])
-    from certsdp.weights import Weights
+    from certsdp.network.weights import Weights
 
     net = TwoLayerNet.from_weights(Weights(W=W, b=b, V=V, c=c), dtype=dtype)
     w32 = net.to_weights()  # the weights as actually held (rounded for float32)
@@ -366,8 +366,8 @@ def net_files(tmp_path, trained):
 
 @pytest.mark.parametrize("attack", ATTACK_NAMES)
 def test_cli_writes_report(tmp_path, net_files, attack, capsys):
-    if importlib.util.find_spec("certsdp.data") is None:
-        pytest.skip("certsdp.data not available")
+    if importlib.util.find_spec("certsdp.data.mnist") is None:
+        pytest.skip("certsdp.data.mnist not available")
     from certsdp.cli import main
 
     weights, inputs = net_files
@@ -415,7 +415,7 @@ def test_cli_input_errors(tmp_path, net_files, capsys):
     if not torch.cuda.is_available():
         assert "CUDA" in _cli_error(base + ["--weights", str(weights), "--eps", "0.1", "--device", "cuda"],
                                     capsys)
-    if importlib.util.find_spec("certsdp.data") is not None:
+    if importlib.util.find_spec("certsdp.data.mnist") is not None:
         _cli_error(base[:2] + [str(tmp_path / "missing.npz")] + base[3:]
                    + ["--weights", str(weights), "--eps", "0.1"], capsys)
 

@@ -1,4 +1,4 @@
-"""Certificates from a given matrix of SDP pair bounds (:mod:`certsdp.certify`: ``certify_pair_bounds``
+"""Certificates from a given matrix of SDP pair bounds (:mod:`certsdp.bounds.certify`: ``certify_pair_bounds``
 and ``certified_error_curve``)."""
 
 from __future__ import annotations
@@ -8,12 +8,12 @@ import pytest
 import torch
 from conftest import random_weights
 
-from certsdp.certify import certified_error_curve, certify, certify_pair_bounds
+from certsdp.bounds.certify import certified_error_curve, certify, certify_pair_bounds
+from certsdp.bounds.exact import milp_max_pair
 from certsdp.errors import InputError
-from certsdp.exact import milp_max_pair
-from certsdp.lambda_max import SDPDualRegularizer
-from certsdp.model import TwoLayerNet
-from certsdp.sdp_pairs import solve_pairs
+from certsdp.network.torch_model import TwoLayerNet
+from certsdp.sdp.pairs import solve_pairs
+from certsdp.training.sdp_regularizer import SDPDualRegularizer
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 from conftest import random_weights
 
 from certsdp.cli import main
-from certsdp.sdp_reference import available_solver
+from certsdp.sdp.reference import available_solver
 
 
 @pytest.mark.parametrize("method", ["sdp", "lp", "fro", "spectral"])

@@ -11,8 +11,8 @@ import torch
 from conftest import random_weights
 
 from certsdp.cli import main
-from certsdp.model import CHECKPOINT_FORMAT
-from certsdp.weights import Weights
+from certsdp.network.torch_model import CHECKPOINT_FORMAT
+from certsdp.network.weights import Weights
 
 
 def _fails_cleanly(argv: list[str], capsys, match: str) -> None:

@@ -1,4 +1,4 @@
-"""Tests for :mod:`certsdp.data` and the ``certsdp data`` subcommand."""
+"""Tests for :mod:`certsdp.data.mnist` and the ``certsdp data`` subcommand."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from certsdp import data
 from certsdp.cli import main
-from certsdp.data import MNIST_MD5, download_mnist, load_inputs, load_mnist, resolve_data_dir
+from certsdp.data import mnist as data
+from certsdp.data.mnist import MNIST_MD5, download_mnist, load_inputs, load_mnist, resolve_data_dir
 from certsdp.errors import InputError
 
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]

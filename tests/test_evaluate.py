@@ -34,7 +34,7 @@ def test_manifest_weights_beside_a_checkpoint_are_those_evaluated(tmp_path: Path
     """A checkpoint evaluated mid-run (no weights.npz yet) or with a stale one gets its exact export."""
     import torch
 
-    from certsdp.model import TwoLayerNet, load_network, save_checkpoint
+    from certsdp.network.torch_model import TwoLayerNet, load_network, save_checkpoint
 
     monkeypatch.chdir(tmp_path)
     torch.manual_seed(0)

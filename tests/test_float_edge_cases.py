@@ -7,14 +7,14 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from certsdp.bounds import _norm2_upper, frobenius_constants, lipschitz_upper_bounds
-from certsdp.box import check_clip, check_eps
-from certsdp.certify import certify, certify_pair_bounds
+from certsdp.bounds.certify import certify, certify_pair_bounds
+from certsdp.bounds.lipschitz import _norm2_upper, frobenius_constants, lipschitz_upper_bounds
+from certsdp.bounds.lp import lp_upper_bounds
 from certsdp.errors import InputError
-from certsdp.lp_bound import lp_upper_bounds
-from certsdp.rounding import scores_upper_margins
-from certsdp.sdp_matrix import block_error_bound
-from certsdp.weights import Weights
+from certsdp.network.weights import Weights
+from certsdp.numerics.box import check_clip, check_eps
+from certsdp.numerics.rounding import scores_upper_margins
+from certsdp.sdp.matrix import block_error_bound
 
 
 def _one_unit(w: float, v0: float, c0: float) -> Weights:

@@ -1,9 +1,9 @@
-"""The CUDA-graph training step (:mod:`certsdp.graphed_step`) and what makes a loss capturable.
+"""The CUDA-graph training step (:mod:`certsdp.training.graphed_step`) and what makes a loss capturable.
 
 CI has no GPU: the tests that capture a graph are skipped there and run where CUDA is present
 (``benchmarks/bench_cuda_graph_step.py`` is the GPU check with timings). What can be checked on the
 CPU is: the training losses that are captured never wait for the device (no host synchronisation),
-the PGD of adversarial training computes exactly the points of :func:`certsdp.attacks.pgd`, the
+the PGD of adversarial training computes exactly the points of :func:`certsdp.attacks.engine.pgd`, the
 warm-up restore leaves the optimizer exactly as it was, and a checkpoint written with a capturable
 optimizer (on a GPU) resumes on the CPU.
 """
@@ -18,13 +18,13 @@ import torch
 import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
-import certsdp.attacks as A
+import certsdp.attacks.engine as A
 from certsdp.errors import InputError
-from certsdp.graphed_step import GraphedStep, _snapshot, set_capturable
-from certsdp.model import TwoLayerNet, load_checkpoint
-from certsdp.objectives import at_loss
-from certsdp.train import GRAPH_REGS, _step_loss, train
-from certsdp.train_config import get_config
+from certsdp.network.torch_model import TwoLayerNet, load_checkpoint
+from certsdp.training.config import get_config
+from certsdp.training.graphed_step import GraphedStep, _snapshot, set_capturable
+from certsdp.training.loop import GRAPH_REGS, _step_loss, train
+from certsdp.training.losses import at_loss
 
 CUDA = torch.cuda.is_available()
 
@@ -109,7 +109,7 @@ def test_at_loss_from_noise_equals_at_loss_from_generator() -> None:
 
 def test_noise_drawn_ahead_equals_noise_drawn_per_batch(monkeypatch) -> None:
     """The PGD starts drawn a chunk at a time are the numbers a per-step draw gave (before graphs)."""
-    import certsdp.train as T
+    import certsdp.training.loop as T
 
     monkeypatch.setattr(T, "_NOISE_CHUNK_STEPS", 3)
     n, bs = 23, 4  # 6 batches, the last one of 3 rows; chunks of 12, 11 rows
@@ -159,7 +159,7 @@ def test_at_training_is_the_same_whatever_the_noise_chunks(tmp_path: Path, mnist
                                                            monkeypatch) -> None:
     """Drawing the PGD starts ahead (100 steps by default) trains bitwise like drawing them per step,
     also with a smaller last batch and chunks that end inside an epoch."""
-    import certsdp.train as T
+    import certsdp.training.loop as T
 
     config = get_config("tiny-AT", train_limit=500, at_steps=5)  # 8 batches of 64, the last of 52
     hashes = []

@@ -7,11 +7,11 @@ import math
 import numpy as np
 import torch
 
-from certsdp.lambda_max import SDPDualRegularizer, lobpcg_top, structured_matmul
-from certsdp.model import TwoLayerNet
-from certsdp.sdp_matrix import coupling_block, sdp_matrix, sdp_matrix_from_block
-from certsdp.sdp_pairs import solve_pairs
-from certsdp.weights import Weights
+from certsdp.network.torch_model import TwoLayerNet
+from certsdp.network.weights import Weights
+from certsdp.sdp.matrix import coupling_block, sdp_matrix, sdp_matrix_from_block
+from certsdp.sdp.pairs import solve_pairs
+from certsdp.training.sdp_regularizer import SDPDualRegularizer, lobpcg_top, structured_matmul
 
 
 def test_structured_product_equals_dense_M() -> None:

@@ -1,4 +1,4 @@
-"""Tests of the Wong & Kolter LP bound (certsdp.lp_bound) against exact references (certsdp.exact).
+"""Tests of the Wong & Kolter LP bound (certsdp.bounds.lp) against exact references (certsdp.bounds.exact).
 
 On tiny random networks, for every ordered pair of classes:
     grid search <= MILP <= triangle LP <= Wong & Kolter bound,
@@ -15,11 +15,11 @@ import itertools
 import numpy as np
 import pytest
 
-from certsdp.box import attack_box
+from certsdp.bounds.exact import brute_force_max_pair, lp_relaxation_max_pair, milp_max_pair
+from certsdp.bounds.lp import lp_pair_upper, lp_upper_bounds
 from certsdp.errors import InputError
-from certsdp.exact import brute_force_max_pair, lp_relaxation_max_pair, milp_max_pair
-from certsdp.lp_bound import lp_pair_upper, lp_upper_bounds
-from certsdp.weights import Weights
+from certsdp.network.weights import Weights
+from certsdp.numerics.box import attack_box
 
 SLACK = 1e-7
 

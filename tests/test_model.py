@@ -10,8 +10,8 @@ import torch
 from conftest import random_weights
 
 from certsdp.errors import InputError
-from certsdp.model import TwoLayerNet, load_checkpoint, load_network, save_checkpoint
-from certsdp.weights import Weights
+from certsdp.network.torch_model import TwoLayerNet, load_checkpoint, load_network, save_checkpoint
+from certsdp.network.weights import Weights
 
 
 def test_torch_and_numpy_scores_agree() -> None:

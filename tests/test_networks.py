@@ -10,8 +10,8 @@ import pytest
 from conftest import random_weights
 
 from certsdp.errors import InputError
-from certsdp.networks import NETWORK_NAMES, available, load_manifest, sdp_table, train_command
-from certsdp.sdp_pairs import solve_pairs
+from certsdp.experiments.manifest import NETWORK_NAMES, available, load_manifest, sdp_table, train_command
+from certsdp.sdp.pairs import solve_pairs
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from certsdp.certify import certify
-from certsdp.data import load_mnist
-from certsdp.sdp_pairs import solve_pairs
-from certsdp.weights import Weights
+from certsdp.bounds.certify import certify
+from certsdp.data.mnist import load_mnist
+from certsdp.network.weights import Weights
+from certsdp.sdp.pairs import solve_pairs
 
 # Table 1 of Raghunathan, Steinhardt & Liang (2018): certified error at eps = 0.1
 PAPER = {("sdp_nn", "sdp"): 0.35, ("sdp_nn", "lp"): 0.99, ("lp_nn", "sdp"): 0.93, ("lp_nn", "lp"): 0.26}

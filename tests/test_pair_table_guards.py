@@ -1,4 +1,4 @@
-"""A pair table is only ever used with the weights it was certified for (:mod:`certsdp.sdp_pairs`)."""
+"""A pair table is only ever used with the weights it was certified for (:mod:`certsdp.sdp.pairs`)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from conftest import random_weights
 
-from certsdp.bounds import add_lipschitz_slack, sdp_constants
-from certsdp.certify import certify
+from certsdp.bounds.certify import certify
+from certsdp.bounds.lipschitz import add_lipschitz_slack, sdp_constants
 from certsdp.errors import InputError
-from certsdp.sdp_certificate import certify_dual
-from certsdp.sdp_matrix import coupling_block
-from certsdp.sdp_pairs import cached_pair_table, load_pair_table, save_pair_table, solve_pairs
+from certsdp.sdp.certificate import certify_dual
+from certsdp.sdp.matrix import coupling_block
+from certsdp.sdp.pairs import cached_pair_table, load_pair_table, save_pair_table, solve_pairs
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ import itertools
 import numpy as np
 import pytest
 
-from certsdp.sdp_fast import FastSDPOptions, solve_block
-from certsdp.sdp_matrix import block_error_bound, coupling_block, sdp_matrix
+from certsdp.sdp.fast import FastSDPOptions, solve_block
+from certsdp.sdp.matrix import block_error_bound, coupling_block, sdp_matrix
 
 
 def _signs(n: int) -> np.ndarray:

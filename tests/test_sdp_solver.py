@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from certsdp.psd_check import bipartite_slack_margin, dense_psd_margin, spectral_norm_upper
-from certsdp.sdp_certificate import certify_dual
-from certsdp.sdp_fast import FastSDPOptions, solve_block
-from certsdp.sdp_matrix import coupling_block, sdp_matrix_from_block
-from certsdp.sdp_reference import solve_reference
+from certsdp.numerics.psd_check import bipartite_slack_margin, dense_psd_margin, spectral_norm_upper
+from certsdp.sdp.certificate import certify_dual
+from certsdp.sdp.fast import FastSDPOptions, solve_block
+from certsdp.sdp.matrix import coupling_block, sdp_matrix_from_block
+from certsdp.sdp.reference import solve_reference
 
 
 @pytest.mark.parametrize(("seed", "d", "m"), [(0, 8, 11), (1, 20, 15), (2, 30, 29), (3, 45, 40), (4, 60, 39)])

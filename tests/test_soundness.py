@@ -6,12 +6,17 @@ import numpy as np
 import pytest
 from conftest import random_weights
 
-from certsdp.bounds import frobenius_constants, lipschitz_upper_bounds, sdp_constants, spectral_constants
-from certsdp.certify import certify
-from certsdp.exact import milp_max_pair
-from certsdp.lp_bound import lp_upper_bounds
-from certsdp.sdp_fast import FastSDPOptions
-from certsdp.sdp_pairs import fast_pair_solver, solve_pairs
+from certsdp.bounds.certify import certify
+from certsdp.bounds.exact import milp_max_pair
+from certsdp.bounds.lipschitz import (
+    frobenius_constants,
+    lipschitz_upper_bounds,
+    sdp_constants,
+    spectral_constants,
+)
+from certsdp.bounds.lp import lp_upper_bounds
+from certsdp.sdp.fast import FastSDPOptions
+from certsdp.sdp.pairs import fast_pair_solver, solve_pairs
 
 SIZES = [(2, 3, 2), (3, 5, 3), (4, 6, 3), (5, 8, 4), (6, 7, 3), (6, 8, 2), (3, 4, 4), (5, 6, 3)]
 CASES = [(seed, d, m, k) for seed, (d, m, k) in enumerate(SIZES)]

@@ -1,4 +1,5 @@
-"""Training (:mod:`certsdp.train`), its losses (:mod:`certsdp.objectives`), configs and ``certsdp train``."""
+"""Training (:mod:`certsdp.training.loop`), its losses (:mod:`certsdp.training.losses`), configs
+and ``certsdp train``."""
 
 from __future__ import annotations
 
@@ -15,10 +16,13 @@ import torch
 from conftest import random_weights
 
 from certsdp import cli
+from certsdp.bounds.lp import lp_upper_bounds
 from certsdp.errors import InputError, TrainingDiverged
-from certsdp.lp_bound import lp_upper_bounds
-from certsdp.model import TwoLayerNet, load_checkpoint
-from certsdp.objectives import (
+from certsdp.network.torch_model import TwoLayerNet, load_checkpoint
+from certsdp.network.weights import Weights
+from certsdp.training.config import CONFIGS, get_config
+from certsdp.training.loop import FORK_POINT_NAME, pair_weights_from_bounds, train
+from certsdp.training.losses import (
     at_loss,
     cross_entropy,
     frobenius_reg,
@@ -27,9 +31,6 @@ from certsdp.objectives import (
     wong_kolter_bounds,
     wong_kolter_robust_loss,
 )
-from certsdp.train import FORK_POINT_NAME, pair_weights_from_bounds, train
-from certsdp.train_config import CONFIGS, get_config
-from certsdp.weights import Weights
 
 PAPER = ("NT-NN", "Fro-NN", "Spe-NN", "AT-NN", "SDP-NN", "SDP-NN-unweighted", "LP-NN")
 TINY = ("tiny-NT", "tiny-SDP", "tiny-SDP-unweighted", "tiny-AT", "tiny-LP", "tiny-Fro", "tiny-Spe")
@@ -191,8 +192,8 @@ def test_tiny_config_trains(name: str, tmp_path: Path, mnist_dir: Path) -> None:
 
 _SDP_SCRIPT = """
 import json, sys, torch
-from certsdp.train import train
-from certsdp.train_config import get_config
+from certsdp.training.loop import train
+from certsdp.training.config import get_config
 torch.set_num_threads(1)
 losses = []
 train(get_config("tiny-SDP", epochs=1), sys.argv[1], data_dir=sys.argv[2], progress=False,
@@ -207,7 +208,7 @@ def test_tiny_sdp_trains(tmp_path: Path, mnist_dir: Path) -> None:
     Run in a subprocess with one BLAS thread: the certificate needs 45 dense 805 x 805 eigensolves,
     about 3 s with one thread but minutes with two threads on a loaded 2-core machine.
     """
-    pytest.importorskip("certsdp.lambda_max")
+    pytest.importorskip("certsdp.training.sdp_regularizer")
     out = tmp_path / "sdp"
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
     proc = subprocess.run([sys.executable, "-c", _SDP_SCRIPT, str(out), str(mnist_dir)], env=env,
@@ -218,8 +219,8 @@ def test_tiny_sdp_trains(tmp_path: Path, mnist_dir: Path) -> None:
     assert len(losses) == 8 and all(np.isfinite(losses))
     # the per-step loss depends on the sampled class: compare the expected step loss (mean over i)
     # on a fixed batch, for the initial network and dual vectors and for the trained ones
-    from certsdp.data import load_mnist
-    from certsdp.lambda_max import SDPDualRegularizer
+    from certsdp.data.mnist import load_mnist
+    from certsdp.training.sdp_regularizer import SDPDualRegularizer
 
     X, y = load_mnist("train", data_dir=mnist_dir, limit=64)
     xb, yb = torch.tensor(X), torch.tensor(y)
@@ -282,7 +283,7 @@ def _assert_same_run(a: Path, b: Path) -> None:
 @pytest.mark.parametrize("name", ["tiny-Spe", "tiny-AT", "tiny-SDP"])
 def test_resume_is_bitwise_identical(name: str, tmp_path: Path, mnist_dir: Path, monkeypatch) -> None:
     if name == "tiny-SDP":
-        lm = pytest.importorskip("certsdp.lambda_max")
+        lm = pytest.importorskip("certsdp.training.sdp_regularizer")
         monkeypatch.setattr(lm.SDPDualRegularizer, "certificate_bounds", _cheap_bounds)
     straight, _ = _run(name, tmp_path / "straight", mnist_dir)
     # the same run interrupted after epoch 1: a 1-epoch run, then resume with the full config
@@ -334,7 +335,7 @@ def test_resume_refuses_a_run_longer_than_requested(tmp_path: Path, mnist_dir: P
 def test_divergence_stops_with_a_clear_error_and_keeps_the_checkpoint(
     tmp_path: Path, mnist_dir: Path, monkeypatch
 ) -> None:
-    import certsdp.train as T
+    import certsdp.training.loop as T
 
     ckpt, _ = _run("tiny-NT", tmp_path, mnist_dir, overrides={"epochs": 1})
     before = ckpt.read_bytes()
@@ -361,7 +362,6 @@ def test_at_loss_is_adversarial() -> None:
 
 
 def _main(argv: list[str], monkeypatch) -> int:
-    monkeypatch.setattr(cli, "COMMANDS", tuple(dict.fromkeys((*cli.COMMANDS, "train"))))
     return cli.main(argv)
 
 

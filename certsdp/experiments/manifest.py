@@ -1,0 +1,102 @@
+"""The trained networks of this repository: the ``results/networks.json`` manifest and its files.
+
+``results/networks.json`` maps each of the paper's network names (:data:`NETWORK_NAMES`) that has been
+trained to ``{"checkpoint", "weights", "metrics"}`` paths relative to the repository root (written by
+``certsdp evaluate --name``, :func:`certsdp.experiments.evaluate.update_manifest`). The notebooks
+read networks
+only through this module, so a network that is not trained yet is reported as missing, with the
+command that trains it, instead of failing deep inside.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from certsdp.errors import InputError
+
+#: the seven networks of the paper's section 6 (and issue 3), in the order the figures show them
+NETWORK_NAMES = ("NT-NN", "Fro-NN", "Spe-NN", "AT-NN", "SDP-NN", "SDP-NN-unweighted", "LP-NN")
+MANIFEST_NAME = "networks.json"
+SDP_TABLE_NAME = "sdp_table.npz"
+
+
+@dataclass(frozen=True)
+class TrainedNetwork:
+    """One manifest entry with absolute paths (``checkpoint`` may be None for weights-only entries)."""
+
+    name: str
+    weights: Path
+    metrics: Path
+    checkpoint: Path | None
+
+    @property
+    def folder(self) -> Path:
+        return self.weights.parent
+
+    def load_weights(self):  # -> certsdp.network.weights.Weights
+        """The network's float64 :class:`certsdp.network.weights.Weights` (validated)."""
+        from certsdp.network.torch_model import load_network
+
+        return load_network(self.weights)
+
+    def load_metrics(self) -> dict[str, Any]:
+        """The evaluation metrics written by ``certsdp evaluate`` ({} if the file is absent)."""
+        return json.loads(self.metrics.read_text()) if self.metrics.is_file() else {}
+
+
+def train_command(name: str) -> str:
+    """The commands that train and evaluate ``name`` at the paper's scale (for 'missing' messages)."""
+    return (f"certsdp train --config {name} && certsdp evaluate --weights results/{name}/checkpoint.pt "
+            f"--name {name} --attack-limit 1000 --out results/{name}/eval_eps0.1.json")
+
+
+def load_manifest(root: str | Path) -> dict[str, TrainedNetwork]:
+    """The manifest under ``root/results`` as ``name -> TrainedNetwork`` ({} if there is none).
+
+    Raises :class:`InputError` if the manifest is malformed or names a weights file that is missing.
+    """
+    root = Path(root)
+    path = root / "results" / MANIFEST_NAME
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path} must map network names to entries")
+    out: dict[str, TrainedNetwork] = {}
+    for name, entry in data.items():
+        if not isinstance(entry, dict) or not {"weights", "metrics"} <= set(entry):
+            raise InputError(f"{path}: entry {name!r} needs 'weights' and 'metrics' paths")
+        weights = root / entry["weights"]
+        if not weights.is_file():
+            raise InputError(f"{path}: the weights of {name!r} ({entry['weights']}) are missing")
+        checkpoint = root / entry["checkpoint"] if entry.get("checkpoint") else None
+        out[name] = TrainedNetwork(name, weights, root / entry["metrics"], checkpoint)
+    return out
+
+
+def available(root: str | Path, names: tuple[str, ...] | list[str] = NETWORK_NAMES
+              ) -> tuple[dict[str, TrainedNetwork], list[str]]:
+    """``(found, missing)``: the manifest entries among ``names`` (in that order) and the absent names."""
+    manifest = load_manifest(root)
+    found = {name: manifest[name] for name in names if name in manifest}
+    return found, [name for name in names if name not in manifest]
+
+
+def sdp_table(network: TrainedNetwork, weights=None, solve: bool = False, progress: bool = False):
+    """The SDP pair table of ``network`` (:class:`certsdp.sdp.pairs.PairTable`).
+
+    Loaded from ``<folder>/sdp_table.npz`` when it exists and ``solve`` is false (every stored dual
+    vector is re-certified on load, so the file is never trusted); otherwise, or when the file is
+    unreadable or belongs to other weights (a network retrained since), solved with the fast solver
+    and saved there.
+    """
+    from certsdp.sdp.pairs import cached_pair_table
+
+    weights = weights if weights is not None else network.load_weights()
+    return cached_pair_table(str(network.folder / SDP_TABLE_NAME), weights, solve=solve, progress=progress)
