@@ -6,6 +6,8 @@
 #                    PROFILE=smoke re-executes those in place). Finished attacks are cached in
 #                    runs/attack_cache/, so an interrupted run resumes where it stopped.
 #   make test        set up .venv and run ruff + the whole pytest suite (what CI runs)
+#   make lab         set up .venv with JupyterLab and open the notebooks (MNIST and the paper's networks
+#                    found through CERTSDP_DATA and CERTSDP_NETS, exported here)
 #   make networks    train (or resume) and evaluate every network of the paper that results/ lacks,
 #                    NETWORKS="NT-NN LP-NN" to choose; hours on a CPU for AT-NN and SDP-NN;
 #                    DEVICE=cuda trains on a GPU (AT-NN: ~7 min on an H200, steps replayed as CUDA graphs);
@@ -25,7 +27,7 @@ export CERTSDP_DATA CERTSDP_NETS SOURCE_DATE_EPOCH
 # smoke: re-execute the committed notebooks in place; any other profile: executed copies in runs/
 NB_OUT := $(if $(filter smoke,$(PROFILE)),.,$(abspath runs/notebooks/$(PROFILE)))
 
-.PHONY: setup test reproduce networks bench clean
+.PHONY: setup test reproduce networks bench clean lab
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +59,10 @@ networks: setup
 	  $(BIN)/certsdp evaluate --weights results/$$net/checkpoint.pt --name $$net --attack-limit 1000 \
 	    --out results/$$net/eval_eps0.1.json || exit 1; \
 	done
+
+lab: setup
+	$(BIN)/pip install -q -e ".[notebooks]"
+	$(BIN)/jupyter lab notebooks/
 
 bench: setup
 	$(BIN)/python benchmarks/bench_sdp.py
