@@ -26,6 +26,8 @@ CERTSDP_NETS := $(NETS)
 export CERTSDP_DATA CERTSDP_NETS SOURCE_DATE_EPOCH
 # smoke: re-execute the committed notebooks in place; any other profile: executed copies in runs/
 NB_OUT := $(if $(filter smoke,$(PROFILE)),.,$(abspath runs/notebooks/$(PROFILE)))
+# smoke is the notebooks' default: no -p, so papermill injects no parameters cell into the committed ones
+NB_PARAMS := $(if $(filter smoke,$(PROFILE)),,-p profile $(PROFILE))
 
 .PHONY: setup test reproduce networks bench clean lab
 
@@ -44,7 +46,7 @@ test: setup
 reproduce: setup
 	mkdir -p results $(NB_OUT)
 	cd notebooks && for nb in [0-9][0-9]_*.ipynb; do \
-	  $(abspath $(BIN))/papermill -k python3 --cwd . $$nb $(NB_OUT)/$$nb -p profile $(PROFILE) || exit 1; done
+	  $(abspath $(BIN))/papermill -k python3 --cwd . $$nb $(NB_OUT)/$$nb $(NB_PARAMS) || exit 1; done
 	for net in sdp_nn lp_nn; do for method in sdp lp; do \
 	  $(BIN)/certsdp certify --weights $(NETS)/$$net.npz --eps 0.1 --method $$method \
 	    --sdp-table results/$$net.sdp_table.npz --out results/original_$${net}_$$method.json || exit 1; \

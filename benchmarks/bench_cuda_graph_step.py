@@ -21,11 +21,10 @@ import statistics
 
 import torch
 
-from certsdp.data.mnist import load_mnist
+from certsdp.data import load_mnist
 from certsdp.network.torch_model import TwoLayerNet
-from certsdp.training.config import get_config
+from certsdp.training import StepContext, get_config, make_regularizer
 from certsdp.training.graphed_step import GraphedStep
-from certsdp.training.loop import _step_loss
 
 
 def _batches(config, X, y, count: int, seed: int):
@@ -33,7 +32,7 @@ def _batches(config, X, y, count: int, seed: int):
     for _ in range(count):
         idx = torch.randint(len(y), (config.batch_size,), generator=gen).to(X.device)
         batch = {"xb": X[idx], "yb": y[idx]}
-        if config.reg == "at":
+        if config.reg == "at":  # the PGD random starts, an input of the AT step
             batch["pgd_noise"] = torch.rand((config.batch_size, X.shape[1]), generator=gen,
                                             dtype=torch.float64).to(X.device)
         yield batch
@@ -43,9 +42,10 @@ def _setup(config, device):
     torch.manual_seed(0)
     net = TwoLayerNet(784, config.hidden, 10).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=config.lr, capturable=True)
+    regularizer = make_regularizer(config, net.dims, device)
 
     def loss_fn(xb, yb, pgd_noise=None):
-        return _step_loss(config, net, xb, yb, 0, None, None, {}, pgd_noise)
+        return regularizer.loss(net, xb, yb, StepContext(0, pgd_noise))
 
     return net, opt, loss_fn
 

@@ -27,8 +27,9 @@ import time
 import numpy as np
 import torch
 
-from certsdp.data.mnist import load_mnist
-from certsdp.network.torch_model import TwoLayerNet, load_checkpoint
+from certsdp.data import load_mnist
+from certsdp.network.checkpoint import load_checkpoint
+from certsdp.network.torch_model import TwoLayerNet
 from certsdp.sdp.matrix import coupling_block, sdp_matrix_from_block
 from certsdp.training.losses import multiclass_hinge
 from certsdp.training.sdp_regularizer import SDPDualRegularizer

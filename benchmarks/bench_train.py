@@ -21,8 +21,7 @@ import time
 import numpy as np
 import torch
 
-from certsdp.training.config import get_config
-from certsdp.training.loop import train
+from certsdp.training import get_config, train
 
 STEPS_PER_EPOCH = 60_000 // 50
 

@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from certsdp.data.mnist import load_mnist
-from certsdp.network.weights import Weights
-from certsdp.sdp.pairs import cached_pair_table, solve_pairs
+from certsdp.data import load_mnist
+from certsdp.network import Weights
+from certsdp.sdp import acquire_pair_table, solve_pairs
 
 ROOT = Path(__file__).resolve().parents[1]
 NETS = Path(os.environ.get("CERTSDP_NETS", ROOT.parent / "shared" / "data" / "original_nets"))
@@ -40,7 +40,7 @@ def pair_values(weights_path: Path, table_path: Path | None) -> tuple[Weights, n
     weights = Weights.load(weights_path)
     if table_path is None:
         return weights, solve_pairs(weights, progress=True).upper
-    return weights, cached_pair_table(str(table_path), weights, progress=True).upper
+    return weights, acquire_pair_table(weights, table_path, progress=True).upper
 
 
 def balance(weights: Weights, S: np.ndarray, X: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:

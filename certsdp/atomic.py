@@ -36,6 +36,7 @@ def atomic_path(path: str | Path, what: str = "file") -> Iterator[Path]:
     os.close(fd)
     tmp = Path(tmp_name)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a written file gets the usual mode
         yield tmp
         _fsync(tmp)
         os.replace(tmp, target)
@@ -81,10 +82,24 @@ def check_writable(path: str | Path, what: str = "file") -> Path:
         raise InputError(f"{what} is empty: give a file path")
     if target.is_dir():
         raise InputError(f"{what} {target} is a folder: give a file path")
-    with atomic_path(target.parent / f".{target.name}.probe", what):
-        pass
-    (target.parent / f".{target.name}.probe").unlink(missing_ok=True)
+    blocker = next((parent for parent in target.parents if parent.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise InputError(f"cannot write {what} {target}: {blocker} is a file, not a folder")
+    probe = target.parent / f".{target.name}.probe"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=probe.name, dir=target.parent)
+        os.close(fd)
+        os.unlink(tmp_name)
+    except OSError as exc:
+        raise InputError(f"cannot write {what} {target}: {exc.strerror or exc}") from None
     return target
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _fsync(path: Path) -> None:

@@ -10,7 +10,7 @@ import torch
 
 import certsdp.attacks.cache as ac
 from certsdp.attacks.cache import cached_attack_report
-from certsdp.attacks.engine import attack_report
+from certsdp.attacks.report import attack_report
 from certsdp.errors import InputError
 from certsdp.network.torch_model import TwoLayerNet
 
@@ -111,4 +111,25 @@ def test_no_cache_dir_writes_nothing_and_bad_seed_is_refused(setup, counted, tmp
         cached_attack_report(net, X, y, -0.1, "fgsm", cache_dir=tmp_path, log=None)
     with pytest.raises(InputError, match="unknown attack"):
         cached_attack_report(net, X, y, 0.1, "deepfool", cache_dir=tmp_path, log=None)
+    with pytest.raises(InputError, match="steps"):
+        cached_attack_report(net, X, y, 0.1, "pgd", cache_dir=tmp_path, steps=0, log=None)
+    with pytest.raises(InputError, match="no option"):
+        cached_attack_report(net, X, y, 0.1, "fgsm", cache_dir=tmp_path, kappa=1.0, log=None)
     assert len(counted) == 1 and not list(tmp_path.iterdir())
+
+
+def test_the_code_version_covers_the_attack_code_and_nothing_else() -> None:
+    """The key hashes the attacks, the margins they step by and the box rule (after the split into
+    subpackages it hashed certsdp/attacks alone, so a change of the margins kept serving old reports)."""
+    files = {path.relative_to(ac.PACKAGE_DIR).as_posix() for path in ac.code_files()}
+    assert {"attacks/base.py", "attacks/box.py", "attacks/report.py", "attacks/cache.py",
+            "network/margins.py", "numerics/box.py"} <= files
+    assert all(f.startswith("attacks/") for f in files - {"network/margins.py", "numerics/box.py"}), files
+    assert len(ac.code_version()) == 64
+
+
+def test_progress_is_passed_to_the_attack(setup, counted, tmp_path) -> None:
+    net, X, y = setup
+    cached_attack_report(net, X, y, 0.2, "fgsm", cache_dir=None, log=None, progress=True)
+    cached_attack_report(net, X, y, 0.2, "fgsm", cache_dir=None, log=None)
+    assert [kwargs["progress"] for _, kwargs in counted] == [True, False]

@@ -1,19 +1,25 @@
-"""Tests of the l_inf attacks (:mod:`certsdp.attacks.engine`) and the ``certsdp attack`` command."""
+"""Tests of the l_inf attacks (:mod:`certsdp.attacks`) and the ``certsdp attack`` command."""
 
 from __future__ import annotations
 
 import copy
 import importlib.util
 import json
+import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from certsdp.attacks import engine as A
+import certsdp.attacks as A
+from certsdp.attacks.box import box_bounds, box_corners64
 from certsdp.errors import InputError
+from certsdp.network.margins import CrossEntropySoftMarginStep, score_margin, soft_margin
 from certsdp.network.torch_model import TwoLayerNet
+from certsdp.numerics.box import attack_box
 
 ATTACK_NAMES = ("fgsm", "pgd", "cw")
 
@@ -87,14 +93,43 @@ def test_points_stay_in_box(trained, attack, clip):
 
 def test_box_bounds_rounded_inward():
     x = torch.tensor([[0.1, 0.3, 0.7, 1.0]], dtype=torch.float32)
-    lo, hi = A.box_bounds(x, 0.1)
+    lo, hi = box_bounds(x, 0.1)
     x64 = x.double()
     assert bool((lo.double() >= x64 - 0.1).all()) and bool((hi.double() <= x64 + 0.1).all())
     assert bool((lo <= x).all()) and bool((x <= hi).all())
-    lo, hi = A.box_bounds(x, 0.1, clip=(0.0, 1.0))
+    lo, hi = box_bounds(x, 0.1, clip=(0.0, 1.0))
     assert float(lo.min()) >= 0.0 and float(hi.max()) <= 1.0
-    lo, hi = A.box_bounds(x, 0.0)
+    lo, hi = box_bounds(x, 0.0)
     assert torch.equal(lo, x) and torch.equal(hi, x)
+
+
+@pytest.mark.parametrize("clip", [None, (0.0, 1.0), (0.0, math.inf), (-math.inf, 0.5), (-1.0, -0.0),
+                                  (0.2, 0.2)])
+def test_torch_box_is_the_numpy_box(clip):
+    """One box: the torch corners are bitwise those of numerics.box.attack_box (signed zeros and inputs
+    outside the clip range included), and rounding inward keeps them inside it."""
+    rng = np.random.default_rng(3)
+    x64 = np.concatenate([rng.uniform(-0.5, 1.5, (20, 7)), [[0.0, -0.0, 1.0, 0.1, 0.3, 1e-30, -2.0]]])
+    for dtype in (torch.float32, torch.float64):
+        x = torch.from_numpy(x64).to(dtype)
+        for eps in (0.0, 0.1, 0.3):
+            ref = attack_box(x.double().numpy(), eps, clip)
+            for got, want in zip(box_corners64(x, eps, clip), ref, strict=True):
+                assert np.array_equal(got.numpy().view(np.int64), want.view(np.int64)), (dtype, eps)
+            lo, hi = box_bounds(x, eps, clip)
+            lo64, hi64 = torch.from_numpy(ref[0]), torch.from_numpy(ref[1])
+            assert lo.dtype == hi.dtype == dtype and bool((lo <= hi).all())
+            if dtype == torch.float64:
+                assert torch.equal(lo, lo64) and torch.equal(hi, hi64)
+            inward = (lo.double() >= lo64) & (hi.double() <= hi64)
+            collapsed = (lo == hi) & (lo == lo64.to(dtype))  # an empty rounded box: the nearest point
+            assert bool((inward | collapsed).all())
+            if clip is None or clip == (0.0, 1.0):  # x inside the clip range: the box contains x
+                inside_clip = (x >= (clip or (-math.inf,))[0]) & (x <= (clip or (0, math.inf))[1])
+                assert bool(((lo <= x) & (x <= hi))[inside_clip].all())
+    if clip == (0.2, 0.2):  # 0.2 is no float32: the inward corners cross, both become float32(0.2)
+        lo, hi = box_bounds(torch.zeros(1, 3), 0.5, clip)
+        assert torch.equal(lo, hi) and float(lo[0, 0]) == float(np.float32(0.2))
 
 
 @pytest.mark.parametrize("attack", ATTACK_NAMES)
@@ -209,6 +244,30 @@ def test_net_left_untouched(trained):
         net.eval()
     A.fgsm(net, X, y, 0.1)
     assert not net.training
+
+
+def test_attack_classes_are_the_functions(trained):
+    """An attack object holds validated settings and is called on a batch; the functions wrap it."""
+    net, X, y = trained
+
+    def gen() -> torch.Generator:
+        return torch.Generator().manual_seed(1)
+
+    assert torch.equal(A.FGSM(0.1)(net, X, y), A.fgsm(net, X, y, 0.1))
+    assert torch.equal(A.PGD(0.1, (0.0, 1.0), steps=5, restarts=2, loss="margin")(net, X, y, generator=gen()),
+                       A.pgd(net, X, y, 0.1, 5, restarts=2, clip=(0.0, 1.0), loss="margin", generator=gen()))
+    assert torch.equal(A.CW(0.1, steps=5, restarts=2, kappa=1.0)(net, X, y, generator=gen()),
+                       A.cw(net, X, y, 0.1, 5, restarts=2, kappa=1.0, generator=gen()))
+    attack = A.PGD(0.1, steps=7)
+    assert attack.settings == A.attack_settings("pgd", 0.1, steps=7) and attack.n_random == 5
+    assert (A.FGSM(0.2).settings, A.FGSM(0.2).n_random, A.CW(0.2, restarts=3).n_random) == (
+        {"steps": 1, "restarts": 1, "step_size": 0.2}, 0, 2)
+    assert "PGD(eps=0.1" in repr(attack)
+    for bad in (lambda: A.PGD(0.1, steps=True), lambda: A.PGD(0.1, restarts=2.0),
+                lambda: A.FGSM(0.1, steps=3), lambda: A.CW(0.1, kappa=float("nan")), lambda: A.PGD(-1.0),
+                lambda: A.CW(0.1, clip=(1, 0)), lambda: A.attack_class("deepfool")):
+        with pytest.raises(InputError):
+            bad()
 
 
 def test_numpy_and_torch_inputs_agree(trained):
@@ -392,6 +451,53 @@ def test_cli_writes_report(tmp_path, net_files, attack, capsys):
     assert len(lines) == 1 and attack in lines[0]
 
 
+def test_cli_without_out_prints_the_summary_and_writes_nothing(tmp_path, net_files, capsys):
+    """--out is optional, as for certify (it was required)."""
+    from certsdp.cli import main
+
+    weights, inputs = net_files
+    before = sorted(tmp_path.rglob("*"))
+    argv = ["attack", "--weights", str(weights), "--eps", "0.1", "--attack", "fgsm", "--inputs", str(inputs),
+            "--no-progress"]
+    assert main(argv) == 0
+    (line,) = capsys.readouterr().out.strip().splitlines()
+    assert line.startswith("fgsm eps=0.1 n=30 error=") and "->" not in line
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_cli_attack_choices_are_the_registry():
+    from certsdp.cli import build_parser
+
+    assert list(A.ATTACKS) == list(A.SPECS) == list(ATTACK_NAMES)
+    for name, cls in A.ATTACKS.items():
+        assert issubclass(cls, A.Attack) and cls.spec is A.SPECS[name] and cls.spec.name == name
+    parser = build_parser()
+    assert parser.parse_args(["attack", "--weights", "w.npz", "--eps", "0.1"]).attack == "pgd"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["attack", "--weights", "w.npz", "--eps", "0.1", "--attack", "deepfool"])
+    (sub,) = [a for a in parser._actions if isinstance(a, __import__("argparse")._SubParsersAction)]
+    help_text = " ".join(sub.choices["attack"].format_help().split())
+    for spec in A.SPECS.values():
+        assert " ".join(spec.summary.split()) in help_text
+    assert "(default: pgd)" in help_text
+
+
+def test_the_attack_settings_import_no_torch():
+    """The command line builds the --attack choices for every subcommand, certify's included, from
+    the torch-free settings (the attacks themselves import torch when they run)."""
+    code = """
+import sys
+from certsdp.attacks import SPECS, attack_settings
+from certsdp.attacks.settings import check_attack
+assert list(SPECS) == ["fgsm", "pgd", "cw"] and check_attack("cw").default_restarts == 1
+assert attack_settings("pgd", 0.1, steps=10) == {"steps": 10, "restarts": 5, "step_size": 0.025}
+assert "torch" not in sys.modules, sorted(m for m in sys.modules if m.startswith("certsdp"))
+print("ok")
+"""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr
+
+
 def _cli_error(argv, capsys) -> str:
     from certsdp.cli import main
 
@@ -442,25 +548,25 @@ def test_ce_steps_keep_their_direction_when_the_softmax_saturates():
                        net.double(), x.double())
     net.float()
     ce32 = input_grad(lambda s, t: torch.nn.functional.cross_entropy(s, t, reduction="none"), net, x)
-    soft32 = input_grad(A.soft_margin, net, x)
+    soft32 = input_grad(soft_margin, net, x)
     good = exact.abs() > 1e-300
     assert (ce32.sign() != exact.sign())[good].any()  # the plain float32 CE gradient is wrong here
     assert torch.equal(soft32.sign()[good], exact.sign()[good])
     # so FGSM on the float32 network fools exactly the examples that the exact step fools
     eps = 0.2
-    lo, hi = A.box_bounds(x, eps)
+    lo, hi = box_bounds(x, eps)
     x_step = torch.clamp((x.double() + eps * exact.sign()).float(), lo, hi)
-    fooled = A.score_margin(net(A.fgsm(net, x, y, eps)), y) >= 0
-    assert torch.equal(fooled, A.score_margin(net(x_step), y) >= 0) and bool(fooled.any())
+    fooled = score_margin(net(A.fgsm(net, x, y, eps)), y) >= 0
+    assert torch.equal(fooled, score_margin(net(x_step), y) >= 0) and bool(fooled.any())
     logits = torch.randn(5, 3, dtype=torch.float64)
     labels = torch.tensor([0, 1, 2, 1, 0])
     ce = torch.nn.functional.cross_entropy(logits, labels, reduction="none")
-    torch.testing.assert_close(torch.log1p(A.soft_margin(logits, labels).exp()), ce)
+    torch.testing.assert_close(torch.log1p(soft_margin(logits, labels).exp()), ce)
     # the attacks' objective: the cross-entropy forward, the soft margin's gradient backward
     z = logits.clone().requires_grad_(True)
-    value = A._CrossEntropySoftMarginStep.apply(z, labels)
+    value = CrossEntropySoftMarginStep.apply(z, labels)
     assert torch.equal(value.detach(), ce)
     weights = torch.rand(5, dtype=torch.float64)
     (g_step,) = torch.autograd.grad((weights * value).sum(), z)
-    (g_soft,) = torch.autograd.grad((weights * A.soft_margin(z, labels)).sum(), z)
+    (g_soft,) = torch.autograd.grad((weights * soft_margin(z, labels)).sum(), z)
     torch.testing.assert_close(g_step, g_soft)

@@ -1,24 +1,34 @@
-"""CLI edge cases found by review: clipped attacks on out-of-range inputs, output paths checked before
-the work, malformed checkpoints, overflowing weights. Each is one clear line with exit code 2."""
+"""CLI edge cases found by review and by the red-team pass (issue 17): clipped attacks on out-of-range
+inputs, output paths checked before the work, malformed checkpoints, overflowing or complex weights,
+bad flag values. Each is one clear line with exit code 2."""
 
 from __future__ import annotations
 
 import json
+import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from conftest import random_weights
 
+import certsdp
 from certsdp.cli import main
-from certsdp.network.torch_model import CHECKPOINT_FORMAT
+from certsdp.cli._output import check_output
+from certsdp.errors import InputError
+from certsdp.network.checkpoint import CHECKPOINT_FORMAT, seal
 from certsdp.network.weights import Weights
 
 
-def _fails_cleanly(argv: list[str], capsys, match: str) -> None:
+def _fails_cleanly(argv: list[str], capsys, match: str) -> str:
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert match in err and "Traceback" not in err, err
+    assert err.count("\n") == 1 and "usage:" not in err, err
+    return err
 
 
 @pytest.mark.parametrize("attack", ["fgsm", "pgd", "cw"])
@@ -72,7 +82,7 @@ def test_malformed_checkpoints_are_refused(broken, net_and_inputs, tmp_path, cap
     else:
         del payload["config"]
     path = tmp_path / "bad.pt"
-    torch.save(payload, path)
+    torch.save(seal(payload), path)
     _fails_cleanly(["certify", "--weights", str(path), "--inputs", str(inputs), "--eps", "0.1", "--method",
                     "fro", "--no-progress"], capsys, "malformed")
 
@@ -97,3 +107,82 @@ def test_overflowing_weights(tmp_path, capsys) -> None:
     assert main(["certify", "--weights", str(net2), "--inputs", str(inputs), "--eps", "0.1", "--method",
                  "spectral", "--no-progress", "--out", str(out)]) == 0
     assert json.loads(out.read_text())["certified_error"] == 1.0
+
+
+def test_complex_weights_are_refused(net_and_inputs, tmp_path, capsys) -> None:
+    """Issue 17.8: the imaginary part was dropped with only a ComplexWarning, and exit code 0."""
+    _, inputs = net_and_inputs
+    w = random_weights(0, 6, 5, 3, scale=0.3)
+    net = tmp_path / "complex.npz"
+    np.savez(net, W=w.W + 1e-3j, b=w.b, V=w.V, c=w.c)
+    _fails_cleanly(["certify", "--weights", str(net), "--inputs", str(inputs), "--eps", "0.1", "--method",
+                    "fro", "--no-progress"], capsys, "W is complex")
+
+
+def test_bad_weight_files_are_named(net_and_inputs, tmp_path, capsys) -> None:
+    """Issue 17.9: numpy's "does not support the context manager protocol" and pickle messages."""
+    _, inputs = net_and_inputs
+    npy = tmp_path / "w.npy"
+    np.save(npy, np.zeros((5, 6)))
+    text = tmp_path / "w.npz"
+    text.write_text("not an archive")
+    base = ["--inputs", str(inputs), "--eps", "0.1", "--method", "fro", "--no-progress"]
+    err = _fails_cleanly(["certify", "--weights", str(npy), *base], capsys, "is a .npy array")
+    assert "certsdp needs an .npz with W, b, V, c or a .pt checkpoint/state_dict" in err
+    _fails_cleanly(["certify", "--weights", str(text), *base], capsys, f"{text} is not an .npz archive")
+
+
+@pytest.mark.parametrize("value", ["abc", "-inf", "inf", "nan", "-1", "-1e-3", ""])
+def test_bad_eps_is_one_line(value, net_and_inputs, capsys) -> None:
+    """Issue 17.9: argparse printed its usage block (and took -inf for a flag)."""
+    net, inputs = net_and_inputs
+    for command in (["certify"], ["attack", "--out", "a.json"], ["evaluate", "--out", "m.json"]):
+        err = _fails_cleanly([*command, "--weights", str(net), "--inputs", str(inputs), "--eps", value],
+                             capsys, "--eps")
+        assert err == f"certsdp {command[0]}: error: --eps must be a finite number >= 0, got {value!r}\n"
+
+
+def test_eps_minus_zero_is_zero(net_and_inputs, tmp_path, capsys) -> None:
+    """Issue 17.9: --eps -0 was reported as eps=-0."""
+    net, inputs = net_and_inputs
+    out = tmp_path / "r.json"
+    assert main(["certify", "--weights", str(net), "--inputs", str(inputs), "--eps", "-0", "--method", "fro",
+                 "--no-progress", "--out", str(out)]) == 0
+    assert "eps=0 " in capsys.readouterr().out
+    assert math.copysign(1.0, json.loads(out.read_text())["eps"]) == 1.0
+
+
+def test_empty_out_is_an_error(net_and_inputs, tmp_path, capsys) -> None:
+    """Issue 17.9: --out "" wrote nothing and said nothing (exit 0)."""
+    net, inputs = net_and_inputs
+    _fails_cleanly(["certify", "--weights", str(net), "--inputs", str(inputs), "--eps", "0.1", "--method",
+                    "fro", "--no-progress", "--out", ""], capsys, "--out is empty")
+
+
+def test_flag_errors_are_one_line(capsys) -> None:
+    _fails_cleanly(["certify", "--weights", "w.npz", "--eps", "0.1", "--method", "nope"], capsys,
+                   "certsdp certify: error: argument --method: invalid choice: 'nope'")
+    _fails_cleanly(["certify"], capsys, "required: --weights, --eps")
+    _fails_cleanly(["nope"], capsys, "certsdp: error: argument command: invalid choice")
+
+
+def test_version(capsys) -> None:
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"certsdp {certsdp.__version__}"
+
+
+def test_check_output_refuses_pseudo_filesystems() -> None:
+    """Issue 17.6: os.access says yes for root under /proc; the report then failed at the very end."""
+    if not Path("/proc/self").is_dir():
+        pytest.skip("no /proc")
+    with pytest.raises(InputError, match="cannot write --out"):
+        check_output("/proc/certsdp-report.json")
+
+
+def test_certifying_an_npz_does_not_import_torch(net_and_inputs) -> None:
+    net, inputs = net_and_inputs
+    code = ("import sys; from certsdp.cli import main; "
+            f"rc = main(['certify', '--weights', {str(net)!r}, '--inputs', {str(inputs)!r}, '--eps', '0.1', "
+            "'--method', 'lp', '--no-progress']); print(rc, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines()[-1] == "0 False"

@@ -1,4 +1,4 @@
-"""Tests for :mod:`certsdp.data.mnist` and the ``certsdp data`` subcommand."""
+"""Tests for :mod:`certsdp.data` (MNIST, user inputs) and the ``certsdp data`` subcommand."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from certsdp.cli import main
+from certsdp.data import download_mnist, load_inputs, load_mnist, resolve_data_dir
 from certsdp.data import mnist as data
-from certsdp.data.mnist import MNIST_MD5, download_mnist, load_inputs, load_mnist, resolve_data_dir
+from certsdp.data.mnist import MNIST_MD5
 from certsdp.errors import InputError
 
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
@@ -37,13 +38,33 @@ def _flip_byte(path: Path, offset: int | None = None) -> None:
 
 
 def test_resolve_data_dir_precedence(monkeypatch, tmp_path):
+    """Argument, then $CERTSDP_DATA, then ../shared/data/mnist beside the repository, then the cache."""
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.delenv("CERTSDP_DATA", raising=False)
-    assert resolve_data_dir() == tmp_path / "home" / ".cache" / "certsdp" / "mnist"
+    repo = tmp_path / "work" / "repo"
+    package = repo / "certsdp"
+    package.mkdir(parents=True)
+    cache = tmp_path / "home" / ".cache" / "certsdp" / "mnist"
+    assert resolve_data_dir(package_dir=package) == cache  # no pyproject.toml: not a repository
+    (repo / "pyproject.toml").write_text("")
+    assert resolve_data_dir(package_dir=package) == cache  # a repository without the shared folder
+    shared = tmp_path / "work" / "shared" / "data" / "mnist"
+    shared.mkdir(parents=True)
+    assert resolve_data_dir(package_dir=package).resolve() == shared
     monkeypatch.setenv("CERTSDP_DATA", str(tmp_path / "env"))
-    assert resolve_data_dir() == tmp_path / "env"
+    assert resolve_data_dir(package_dir=package) == tmp_path / "env"
     assert resolve_data_dir(tmp_path / "arg") == tmp_path / "arg"
     assert resolve_data_dir(str(tmp_path / "arg")) == tmp_path / "arg"
+
+
+def test_default_data_dir_is_the_repository_layout(monkeypatch):
+    """In this repository, with $CERTSDP_DATA unset, the MNIST folder is ../shared/data/mnist."""
+    monkeypatch.delenv("CERTSDP_DATA", raising=False)
+    repo = Path(__file__).resolve().parents[1]
+    shared = repo.parent / "shared" / "data" / "mnist"
+    if not shared.is_dir():
+        pytest.skip(f"{shared} is absent")
+    assert resolve_data_dir().resolve() == shared
 
 
 # ---------------------------------------------------------------- load_mnist on the genuine files
@@ -60,7 +81,17 @@ def test_load_test_split(mnist_dir):
     assert np.bincount(y, minlength=10).tolist() == TEST_COUNTS
     assert sum(TEST_COUNTS) == 10000
     assert abs(float(pixels.mean()) - 33.791) < 1e-3
-    assert not X.flags.writeable and not y.flags.writeable
+
+
+def test_loaded_arrays_are_writable_copies(mnist_dir):
+    """They were read-only views of the cache (torch.from_numpy warned); now each call gets its own."""
+    X, y = load_mnist("test", data_dir=mnist_dir, limit=3)
+    assert X.flags.writeable and y.flags.writeable
+    X0, y0 = X.copy(), y.copy()
+    X[:] = 7.0
+    y[:] = 7
+    X2, y2 = load_mnist("test", data_dir=mnist_dir, limit=3)
+    assert np.array_equal(X2, X0) and np.array_equal(y2, y0)
 
 
 def test_load_train_split(mnist_dir):
@@ -76,10 +107,10 @@ def test_load_limit_cache_and_env(mnist_dir, monkeypatch):
     assert X5.shape == (5, 784) and np.array_equal(X5, X[:5]) and np.array_equal(y5, y[:5])
     assert load_mnist("test", data_dir=mnist_dir, limit=10**6)[0].shape == (10000, 784)
     assert load_mnist("test", data_dir=mnist_dir, limit=0)[0].shape == (0, 784)
-    # decoded once, then served from the in-process cache
-    assert load_mnist("test", data_dir=mnist_dir)[0] is X
+    # decoded once (the cache keys on the files' state), then converted on every call
+    assert data._decode_split.cache_info().currsize >= 1
     monkeypatch.setenv("CERTSDP_DATA", str(mnist_dir))
-    assert load_mnist()[0] is X
+    assert np.array_equal(load_mnist()[0], X)
     with pytest.raises(InputError, match="limit"):
         load_mnist("test", data_dir=mnist_dir, limit=-1)
     with pytest.raises(InputError, match="split"):
@@ -223,8 +254,9 @@ def test_load_inputs_bad_files(tmp_path):
         load_inputs(tmp_path / "missing.npz", d=4)
     text = tmp_path / "text.npz"
     text.write_text("hello")
-    with pytest.raises(InputError, match="not a valid .npz"):
+    with pytest.raises(InputError) as info:  # was numpy's pickle message
         load_inputs(text, d=4)
+    assert str(info.value) == f"inputs file {text} is not an .npz archive"
     npy = tmp_path / "arr.npy"
     np.save(npy, np.zeros((2, 4)))
     with pytest.raises(InputError, match="not an .npz"):
@@ -276,3 +308,22 @@ def test_cli_download(mnist_dir, tmp_path, capsys):
     bad.mkdir()
     assert main(["data", "download", "--data-dir", str(target), "--base-url", bad.as_uri(), "--force"]) == 2
     assert "could not download" in capsys.readouterr().err
+
+
+def test_data_dir_help_states_the_convention(capsys):
+    assert main(["certify", "--help"]) == 0
+    assert main(["data", "check", "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    help_text = ("MNIST directory (default: $CERTSDP_DATA, else ../shared/data/mnist beside the repository, "
+                 "else ~/.cache/certsdp/mnist)")
+    assert out.count(help_text) == 2
+
+
+def test_public_names():
+    import certsdp
+    import certsdp.data
+
+    assert set(certsdp.data.__all__) == {"load_mnist", "load_inputs", "check_mnist", "download_mnist",
+                                         "resolve_data_dir", "PAPER_NETWORKS", "check_networks",
+                                         "download_networks", "load_paper_network", "resolve_nets_dir"}
+    assert certsdp.load_inputs is load_inputs and certsdp.load_mnist is load_mnist

@@ -34,7 +34,9 @@ def test_manifest_weights_beside_a_checkpoint_are_those_evaluated(tmp_path: Path
     """A checkpoint evaluated mid-run (no weights.npz yet) or with a stale one gets its exact export."""
     import torch
 
-    from certsdp.network.torch_model import TwoLayerNet, load_network, save_checkpoint
+    from certsdp.network.checkpoint import save_checkpoint
+    from certsdp.network.loading import load_network
+    from certsdp.network.torch_model import TwoLayerNet
 
     monkeypatch.chdir(tmp_path)
     torch.manual_seed(0)
@@ -53,3 +55,48 @@ def test_manifest_weights_beside_a_checkpoint_are_those_evaluated(tmp_path: Path
         exported = load_network(tmp_path / "run" / "weights.npz")
         assert exported.content_hash() == net.to_weights().content_hash()
         (tmp_path / "run" / "weights.npz").unlink()
+
+
+def test_evaluate_reads_finished_attacks_from_the_cache(tmp_path: Path, monkeypatch) -> None:
+    """A second evaluation of the same network runs no attack: all three come from runs/attack_cache."""
+    import certsdp.attacks.cache as cache
+
+    calls = []
+    run_attack = cache.attack_report
+    monkeypatch.setattr(cache, "attack_report", lambda *a, **k: calls.append(a[4]) or run_attack(*a, **k))
+    monkeypatch.chdir(tmp_path)
+    weights = random_weights(7, 10, 8, 3, scale=0.3)
+    weights.save(tmp_path / "net.npz", dtype=np.float64)
+    X = np.random.default_rng(2).uniform(0, 1, size=(12, 10))
+    np.savez(tmp_path / "inputs.npz", X=X, y=weights.scores(X).argmax(axis=1))
+    args = ["evaluate", "--weights", "net.npz", "--inputs", "inputs.npz", "--eps", "0.05", "--out", "m.json",
+            "--no-progress"]
+    assert main(args) == 0
+    first = json.loads((tmp_path / "m.json").read_text())
+    assert sorted(calls) == ["cw", "fgsm", "pgd"]
+    assert len(list((tmp_path / "runs" / "attack_cache").iterdir())) == 3
+    assert main(args) == 0
+    assert len(calls) == 3
+    again = json.loads((tmp_path / "m.json").read_text())
+    assert {k: v for k, v in again.items() if k != "evaluate_seconds"} == \
+        {k: v for k, v in first.items() if k != "evaluate_seconds"}
+
+
+def test_evaluate_methods_come_from_the_bounds_registry() -> None:
+    """The paper's four certificates by default; any registered bound on request; others refused."""
+    import pytest
+
+    from certsdp.bounds import BOUNDS
+    from certsdp.errors import InputError
+    from certsdp.experiments.evaluate import PAPER_METHODS, evaluate_network
+
+    assert set(PAPER_METHODS) <= set(BOUNDS)
+    weights = random_weights(8, 10, 8, 3, scale=0.3)
+    X = np.random.default_rng(3).uniform(0, 1, size=(6, 10))
+    y = weights.scores(X).argmax(axis=1)
+    extra = next(name for name in BOUNDS if name not in PAPER_METHODS)
+    m = evaluate_network(weights, X, y, 0.05, methods=("sdp", extra), progress=False)
+    assert {key for key in m if key.endswith("_certified_error")} == {"sdp_certified_error",
+                                                                      f"{extra}_certified_error"}
+    with pytest.raises(InputError, match="unknown method 'exact'"):
+        evaluate_network(weights, X, y, 0.05, methods=("exact",), progress=False)

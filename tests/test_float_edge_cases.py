@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from certsdp.bounds.certify import certify, certify_pair_bounds
-from certsdp.bounds.lipschitz import _norm2_upper, frobenius_constants, lipschitz_upper_bounds
+from certsdp.bounds.frobenius import frobenius_constants
+from certsdp.bounds.lipschitz import lipschitz_upper_bounds, norm2_upper
 from certsdp.bounds.lp import lp_upper_bounds
 from certsdp.errors import InputError
 from certsdp.network.weights import Weights
@@ -50,9 +51,9 @@ def test_frobenius_constant_does_not_underflow() -> None:
     assert Fraction(1e150) * Fraction(1e-165) * 21 - Fraction(1e-14) > 0
     assert not certify(weights, X, y, 20.0, "fro", progress=False).certified[0]
     tiny = np.full(1000, 3e-170)
-    assert _norm2_upper(tiny) >= float(np.sqrt(1000) * Fraction(3e-170)) > 0
-    assert _norm2_upper(np.array([1e200, 1e200])) >= 1.4e200  # no overflow either
-    assert _norm2_upper(np.zeros(4)) == 0.0
+    assert norm2_upper(tiny) >= float(np.sqrt(1000) * Fraction(3e-170)) > 0
+    assert norm2_upper(np.array([1e200, 1e200])) >= 1.4e200  # no overflow either
+    assert norm2_upper(np.zeros(4)) == 0.0
 
 
 def test_clean_margins_do_not_underflow() -> None:

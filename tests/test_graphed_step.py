@@ -3,7 +3,7 @@
 CI has no GPU: the tests that capture a graph are skipped there and run where CUDA is present
 (``benchmarks/bench_cuda_graph_step.py`` is the GPU check with timings). What can be checked on the
 CPU is: the training losses that are captured never wait for the device (no host synchronisation),
-the PGD of adversarial training computes exactly the points of :func:`certsdp.attacks.engine.pgd`, the
+the PGD of adversarial training computes exactly the points of :func:`certsdp.attacks.pgd`, the
 warm-up restore leaves the optimizer exactly as it was, and a checkpoint written with a capturable
 optimizer (on a GPU) resumes on the CPU.
 """
@@ -18,13 +18,16 @@ import torch
 import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
-import certsdp.attacks.engine as A
+import certsdp.attacks as A
+import certsdp.training.randomness as R
 from certsdp.errors import InputError
-from certsdp.network.torch_model import TwoLayerNet, load_checkpoint
+from certsdp.network.checkpoint import load_checkpoint, seal
+from certsdp.network.torch_model import TwoLayerNet
+from certsdp.training import train
 from certsdp.training.config import get_config
 from certsdp.training.graphed_step import GraphedStep, _snapshot, set_capturable
-from certsdp.training.loop import GRAPH_REGS, _step_loss, train
 from certsdp.training.losses import at_loss
+from certsdp.training.regularizers import GRAPH_REGS, StepContext, make_regularizer
 
 CUDA = torch.cuda.is_available()
 
@@ -67,8 +70,10 @@ def test_captured_losses_never_wait_for_the_device(name: str, objective: str) ->
     torch.manual_seed(0)
     net = TwoLayerNet(784, config.hidden, 10)
     x, y, noise = _batch(1)
+    regularizer = make_regularizer(config, net.dims)
+    assert regularizer.graph_capturable
     with _OpCounter() as counter:
-        loss = _step_loss(config, net, x, y, 0, None, None, {}, noise if config.reg == "at" else None)
+        loss = regularizer.loss(net, x, y, StepContext(0, noise if config.reg == "at" else None))
         loss.backward()
     for op in ("aten._local_scalar_dense.default", "aten.item.default", "aten.nonzero.default",
                "aten.masked_select.default"):
@@ -89,9 +94,6 @@ def test_pgd_unchecked_is_pgd_with_one_restart() -> None:
         noise = torch.rand(x.shape, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
         got = A.pgd_unchecked(net, x, y, eps, 12, 0.05, noise)
         assert torch.equal(ref, got), eps
-    lo, hi = A.unclipped_box(x, 0.3)
-    ref_lo, ref_hi = A.box_bounds(x, 0.3, None)
-    assert torch.equal(lo, ref_lo) and torch.equal(hi, ref_hi)
 
 
 def test_at_loss_from_noise_equals_at_loss_from_generator() -> None:
@@ -109,18 +111,16 @@ def test_at_loss_from_noise_equals_at_loss_from_generator() -> None:
 
 def test_noise_drawn_ahead_equals_noise_drawn_per_batch(monkeypatch) -> None:
     """The PGD starts drawn a chunk at a time are the numbers a per-step draw gave (before graphs)."""
-    import certsdp.training.loop as T
-
-    monkeypatch.setattr(T, "_NOISE_CHUNK_STEPS", 3)
-    n, bs = 23, 4  # 6 batches, the last one of 3 rows; chunks of 12, 11 rows
-    chunked = T._ChunkedNoise(torch.Generator().manual_seed(8), n, bs, torch.device("cpu"))
+    monkeypatch.setattr(R, "NOISE_CHUNK_STEPS", 3)
+    n, bs, d = 23, 4, 784  # 6 batches, the last one of 3 rows; chunks of 12, 11 rows
+    chunked = R.ChunkedNoise(torch.Generator().manual_seed(8), n, bs, torch.device("cpu"), d)
     gen = torch.Generator().manual_seed(8)
     for start in range(0, n, bs):
         stop = min(start + bs, n)
-        expected = torch.rand((1, stop - start, T.INPUT_DIM), generator=gen, dtype=torch.float64)[0]
+        expected = torch.rand((1, stop - start, d), generator=gen, dtype=torch.float64)[0]
         assert torch.equal(chunked.rows(start, stop), expected)
     with pytest.raises(ValueError, match="in order"):
-        T._ChunkedNoise(torch.Generator(), n, bs, torch.device("cpu")).rows(4, 20)
+        R.ChunkedNoise(torch.Generator(), n, bs, torch.device("cpu"), d).rows(4, 20)
 
 
 def test_at_loss_checks_what_needs_no_host_sync() -> None:
@@ -159,12 +159,10 @@ def test_at_training_is_the_same_whatever_the_noise_chunks(tmp_path: Path, mnist
                                                            monkeypatch) -> None:
     """Drawing the PGD starts ahead (100 steps by default) trains bitwise like drawing them per step,
     also with a smaller last batch and chunks that end inside an epoch."""
-    import certsdp.training.loop as T
-
     config = get_config("tiny-AT", train_limit=500, at_steps=5)  # 8 batches of 64, the last of 52
     hashes = []
     for chunk in (100, 3, 1):
-        monkeypatch.setattr(T, "_NOISE_CHUNK_STEPS", chunk)
+        monkeypatch.setattr(R, "NOISE_CHUNK_STEPS", chunk)
         ckpt = train(config, tmp_path / str(chunk), data_dir=mnist_dir, progress=False)
         hashes.append(load_checkpoint(ckpt)[0].to_weights().content_hash())
     assert len(set(hashes)) == 1
@@ -225,7 +223,7 @@ def test_a_checkpoint_from_a_capturable_optimizer_resumes_on_the_cpu(tmp_path: P
     state = torch.load(ckpt, weights_only=True)
     for group in state["extra"]["optimizer"]["param_groups"]:
         group["capturable"] = True
-    torch.save(state, ckpt)
+    torch.save(seal(state), ckpt)  # edited: sealed with its new hash
     train(get_config("tiny-NT"), split, data_dir=mnist_dir, progress=False, resume=True)
     net_a, _, extra_a = load_checkpoint(straight)
     net_b, _, extra_b = load_checkpoint(ckpt)

@@ -11,7 +11,8 @@ from certsdp.network.torch_model import TwoLayerNet
 from certsdp.network.weights import Weights
 from certsdp.sdp.matrix import coupling_block, sdp_matrix, sdp_matrix_from_block
 from certsdp.sdp.pairs import solve_pairs
-from certsdp.training.sdp_regularizer import SDPDualRegularizer, lobpcg_top, structured_matmul
+from certsdp.training.lobpcg import lobpcg_top, structured_matmul
+from certsdp.training.sdp_regularizer import SDPDualRegularizer
 
 
 def test_structured_product_equals_dense_M() -> None:

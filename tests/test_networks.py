@@ -11,7 +11,7 @@ from conftest import random_weights
 
 from certsdp.errors import InputError
 from certsdp.experiments.manifest import NETWORK_NAMES, available, load_manifest, sdp_table, train_command
-from certsdp.sdp.pairs import solve_pairs
+from certsdp.sdp import solve_pairs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,14 +69,16 @@ def test_bad_manifest_is_a_clear_error(tmp_path: Path, entries: object, match: s
         load_manifest(tmp_path)
 
 
-def test_stale_sdp_table_is_solved_again(tmp_path: Path) -> None:
-    """A table left by earlier weights (a retrained network) is replaced, not used."""
+def test_stale_sdp_table_is_refused_and_solve_ignores_it(tmp_path: Path) -> None:
+    """A table left by earlier weights (a retrained network) is never used: refused, or bypassed."""
     (tmp_path / "results" / "A").mkdir(parents=True)
     random_weights(2, 6, 4, 3).save(tmp_path / "results" / "A" / "weights.npz", dtype=np.float64)
     _write(tmp_path, {"NT-NN": {"weights": "results/A/weights.npz", "metrics": "results/A/m.json"}})
     sdp_table(load_manifest(tmp_path)["NT-NN"])
     retrained = random_weights(3, 6, 4, 3)
     retrained.save(tmp_path / "results" / "A" / "weights.npz", dtype=np.float64)
-    table = sdp_table(load_manifest(tmp_path)["NT-NN"])
+    with pytest.raises(InputError, match="other weights"):
+        sdp_table(load_manifest(tmp_path)["NT-NN"])
+    table = sdp_table(load_manifest(tmp_path)["NT-NN"], solve=True)
     assert table.weights_sha256 == retrained.content_hash()
     np.testing.assert_allclose(table.upper, solve_pairs(retrained).upper, rtol=1e-9, equal_nan=True)

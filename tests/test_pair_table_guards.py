@@ -1,4 +1,4 @@
-"""A pair table is only ever used with the weights it was certified for (:mod:`certsdp.sdp.pairs`)."""
+"""A pair table is only ever used with the weights it was certified for (:mod:`certsdp.sdp.table`)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import pytest
 from conftest import random_weights
 
 from certsdp.bounds.certify import certify
-from certsdp.bounds.lipschitz import add_lipschitz_slack, sdp_constants
+from certsdp.bounds.lipschitz import add_lipschitz_slack
+from certsdp.bounds.sdp import sdp_constants
 from certsdp.errors import InputError
-from certsdp.sdp.certificate import certify_dual
+from certsdp.sdp import acquire_pair_table, certify_dual, load_pair_table, save_pair_table, solve_pairs
 from certsdp.sdp.matrix import coupling_block
-from certsdp.sdp.pairs import cached_pair_table, load_pair_table, save_pair_table, solve_pairs
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +75,8 @@ def test_tampered_table_files_are_refused(two_nets, tmp_path: Path) -> None:
         "distinct": {"pairs": np.r_[pairs[:1], pairs[:1], pairs[2:]]},
         "0 <= i < j": {"pairs": -pairs[:, ::-1]},
         "duals must have shape": {"duals": duals[:, :-1]},
-        "one entry per pair": {"lower": np.zeros(1)},
+        "one entry per pair": {"seconds": np.zeros(1)},
+        "primal_rank must hold": {"primal_rank": np.full(len(pairs), 10**6)},
         "lacks the entry": {"duals": None},
     }
     for n, (message, change) in enumerate(cases.items()):
@@ -84,16 +85,18 @@ def test_tampered_table_files_are_refused(two_nets, tmp_path: Path) -> None:
             load_pair_table(str(bad), a)
 
 
-def test_cache_resolves_a_malformed_file(two_nets, tmp_path: Path) -> None:
+def test_a_malformed_cache_is_refused_not_solved_again(two_nets, tmp_path: Path) -> None:
+    """One policy (:func:`acquire_pair_table`): a damaged file is an error, never silently replaced."""
     a, _, table = two_nets
     path = tmp_path / "table.npz"
     save_pair_table(table, str(path))
     with np.load(path) as z:
         duals = z["duals"]
     _tamper(path, path, duals=duals[:, :-1])
-    again = cached_pair_table(str(path), a)
-    np.testing.assert_allclose(again.upper, table.upper, rtol=1e-6)
-    np.testing.assert_allclose(load_pair_table(str(path), a).upper, again.upper, rtol=1e-6)
+    before = path.read_bytes()
+    with pytest.raises(InputError, match="duals must have shape"):
+        acquire_pair_table(a, path)
+    assert path.read_bytes() == before
 
 
 def test_certify_dual_refuses_mismatched_or_nonfinite_input(two_nets) -> None:

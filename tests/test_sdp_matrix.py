@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 import pytest
 
 from certsdp.sdp.fast import FastSDPOptions, solve_block
-from certsdp.sdp.matrix import block_error_bound, coupling_block, sdp_matrix
+from certsdp.sdp.matrix import (
+    Layout,
+    block_error_bound,
+    coupling_block,
+    primal_value,
+    scale_exponent,
+    sdp_matrix,
+    sdp_matrix_from_block,
+)
 
 
 def _signs(n: int) -> np.ndarray:
@@ -91,3 +100,31 @@ def test_model_error_bound_covers_float64_formation() -> None:
     assert err > 0  # the float64 formation really does round
     assert err <= block_error_bound(W, V, 0, 1)
     assert block_error_bound(W, V, 0, 1) < 1e-9
+
+
+def test_layout_is_the_one_ordering_of_m() -> None:
+    """``(1, t, s)`` in M, ``(T, U = (1, s))`` in B: split/join invert each other and match ``sdp_matrix``."""
+    rng = np.random.default_rng(4)
+    d, m = 3, 4
+    B = rng.standard_normal((d, 1 + m))
+    layout = Layout.of_block(B)
+    assert layout == Layout(d, m) and layout.size == 1 + d + m
+    M = sdp_matrix_from_block(B)
+    np.testing.assert_array_equal(M[layout.t][:, layout.u_index()], B)
+    np.testing.assert_array_equal(M[layout.t][:, layout.t], 0.0)
+    y = rng.standard_normal((layout.size, 2))
+    y_T, y_U = layout.split(y)
+    assert y_T.shape == (d, 2) and y_U.shape == (1 + m, 2)
+    np.testing.assert_array_equal(layout.join(y_T, y_U), y)
+    np.testing.assert_array_equal(y_U, y[np.r_[layout.one, layout.s]])
+    # <M, X X^T> from the block equals the dense value
+    X = y / np.linalg.norm(y, axis=1, keepdims=True)
+    assert primal_value(B, *layout.split(X)) == pytest.approx(float(np.sum(M * (X @ X.T))), rel=1e-12)
+
+
+def test_scale_exponent_leaves_trained_networks_alone() -> None:
+    assert scale_exponent(np.array([[0.3, -2.0]])) == 0
+    assert scale_exponent(np.zeros((2, 2))) == 0
+    for top in (1e100, 3e-200, 5e-324, 1e300):
+        e = scale_exponent(np.array([[top, -top / 3]]))
+        assert e % 2 == 0 and 1 <= math.ldexp(top, -e) < 4  # exact: a power of two

@@ -8,13 +8,11 @@ from conftest import random_weights
 
 from certsdp.bounds.certify import certify
 from certsdp.bounds.exact import milp_max_pair
-from certsdp.bounds.lipschitz import (
-    frobenius_constants,
-    lipschitz_upper_bounds,
-    sdp_constants,
-    spectral_constants,
-)
+from certsdp.bounds.frobenius import frobenius_constants
+from certsdp.bounds.lipschitz import lipschitz_upper_bounds
 from certsdp.bounds.lp import lp_upper_bounds
+from certsdp.bounds.sdp import sdp_constants
+from certsdp.bounds.spectral import spectral_constants
 from certsdp.sdp.fast import FastSDPOptions
 from certsdp.sdp.pairs import fast_pair_solver, solve_pairs
 

@@ -1,5 +1,5 @@
-"""Training (:mod:`certsdp.training.loop`), its losses (:mod:`certsdp.training.losses`), configs
-and ``certsdp train``."""
+"""Training (:mod:`certsdp.training.loop`), its regularizers, losses (:mod:`certsdp.training.losses`),
+resume state, configs and ``certsdp train``."""
 
 from __future__ import annotations
 
@@ -18,10 +18,11 @@ from conftest import random_weights
 from certsdp import cli
 from certsdp.bounds.lp import lp_upper_bounds
 from certsdp.errors import InputError, TrainingDiverged
-from certsdp.network.torch_model import TwoLayerNet, load_checkpoint
+from certsdp.network.checkpoint import load_checkpoint, read_checkpoint, seal
+from certsdp.network.torch_model import TwoLayerNet
 from certsdp.network.weights import Weights
-from certsdp.training.config import CONFIGS, get_config
-from certsdp.training.loop import FORK_POINT_NAME, pair_weights_from_bounds, train
+from certsdp.training import FORK_POINT_NAME, TrainingData, train
+from certsdp.training.config import CONFIGS, REGULARIZERS, get_config
 from certsdp.training.losses import (
     at_loss,
     cross_entropy,
@@ -31,6 +32,15 @@ from certsdp.training.losses import (
     wong_kolter_bounds,
     wong_kolter_robust_loss,
 )
+from certsdp.training.regularizers import (
+    GRAPH_REGS,
+    NoRegularizer,
+    StepContext,
+    make_regularizer,
+    pair_weights_from_bounds,
+    regularizer_class,
+)
+from certsdp.training.regularizers import REGULARIZERS as REGULARIZER_CLASSES
 
 PAPER = ("NT-NN", "Fro-NN", "Spe-NN", "AT-NN", "SDP-NN", "SDP-NN-unweighted", "LP-NN")
 TINY = ("tiny-NT", "tiny-SDP", "tiny-SDP-unweighted", "tiny-AT", "tiny-LP", "tiny-Fro", "tiny-Spe")
@@ -316,12 +326,12 @@ def test_resume_fills_fields_added_later(tmp_path: Path, mnist_dir: Path) -> Non
     state = torch.load(ckpt, weights_only=True)
     for key in ("loss_reduction", "sdp_iters"):
         del state["config"][key]
-    torch.save(state, ckpt)
+    torch.save(seal(state), ckpt)  # an edited checkpoint carries a new hash (else it is refused)
     _run("tiny-NT", tmp_path, mnist_dir, overrides={"epochs": 2}, resume=True)
     assert load_checkpoint(ckpt)[2]["epoch"] == 2
     state = torch.load(ckpt, weights_only=True)
     state["config"]["loss_reduction"] = "sum"
-    torch.save(state, ckpt)
+    torch.save(seal(state), ckpt)
     with pytest.raises(InputError, match="loss_reduction"):
         _run("tiny-NT", tmp_path, mnist_dir, overrides={"epochs": 3}, resume=True)
 
@@ -335,12 +345,10 @@ def test_resume_refuses_a_run_longer_than_requested(tmp_path: Path, mnist_dir: P
 def test_divergence_stops_with_a_clear_error_and_keeps_the_checkpoint(
     tmp_path: Path, mnist_dir: Path, monkeypatch
 ) -> None:
-    import certsdp.training.loop as T
-
     ckpt, _ = _run("tiny-NT", tmp_path, mnist_dir, overrides={"epochs": 1})
     before = ckpt.read_bytes()
-    step_loss = T._step_loss
-    monkeypatch.setattr(T, "_step_loss", lambda *a: step_loss(*a) * float("nan"))
+    step_loss = NoRegularizer.loss
+    monkeypatch.setattr(NoRegularizer, "loss", lambda *a: step_loss(*a) * float("nan"))
     with pytest.raises(TrainingDiverged, match="loss became nan in epoch 2 by step 1;.*unchanged"):
         _run("tiny-NT", tmp_path, mnist_dir, overrides={"epochs": 2}, resume=True)
     assert ckpt.read_bytes() == before
@@ -456,3 +464,190 @@ def test_config_refuses_out_of_range_seeds_and_renaming() -> None:
     assert get_config("tiny-NT", seed=2**32 - 1).seed == 2**32 - 1
     with pytest.raises(InputError, match="cannot be overridden"):
         get_config("tiny-NT", name="renamed")
+
+
+# ---------------------------------------------------------------------------------------------
+# regularizers as classes, dims from the data
+
+
+def test_one_regularizer_class_per_config_reg() -> None:
+    assert tuple(REGULARIZER_CLASSES) == REGULARIZERS
+    assert all(cls.name == name for name, cls in REGULARIZER_CLASSES.items())
+    assert GRAPH_REGS == ("none", "at")
+    eps_fields = {name: regularizer_class(CONFIGS[name]).eps_field for name in TINY}
+    assert eps_fields == {"tiny-NT": None, "tiny-SDP": "sdp_eps", "tiny-SDP-unweighted": "sdp_eps",
+                          "tiny-AT": "at_eps", "tiny-LP": "lp_eps", "tiny-Fro": None, "tiny-Spe": None}
+    for name in TINY:
+        reg = make_regularizer(CONFIGS[name], (784, 20, 10))
+        assert reg.name == CONFIGS[name].reg
+
+
+def test_regularizer_state_round_trip() -> None:
+    """What a regularizer checkpoints (spectral vector, dual vectors and pair weights) restores it."""
+    torch.manual_seed(0)
+    net = TwoLayerNet(784, 20, 10)
+    xb, yb = torch.rand(8, 784), torch.randint(0, 10, (8,))
+    for name in ("tiny-Spe", "tiny-SDP"):
+        a = make_regularizer(CONFIGS[name], net.dims)
+        a.loss(net, xb, yb, StepContext(3)).backward()
+        b = make_regularizer(CONFIGS[name], net.dims)
+        b.load_state_dict(a.state_dict(), "test")
+        assert torch.equal(a.loss(net, xb, yb, StepContext(5)), b.loss(net, xb, yb, StepContext(5))), name
+    with pytest.raises(InputError, match="earlier SDP regularizer"):
+        make_regularizer(CONFIGS["tiny-SDP"], net.dims).load_state_dict({"regularizer": {"c": 1}}, "old.pt")
+
+
+def test_train_takes_a_dataset_and_its_dims(tmp_path: Path) -> None:
+    """Input dimension and number of classes come from the data (12 features, 3 classes here)."""
+    rng = np.random.default_rng(0)
+    data = TrainingData(rng.uniform(size=(40, 12)).astype(np.float32), rng.integers(0, 3, 40),
+                        rng.uniform(size=(10, 12)).astype(np.float32), rng.integers(0, 3, 10), 3)
+    for name in ("tiny-NT", "tiny-Spe", "tiny-AT"):
+        ckpt = train(get_config(name, batch_size=16, epochs=1), tmp_path / name, data, progress=False)
+        net, _, extra = load_checkpoint(ckpt)
+        assert net.dims == (12, 20, 3) and extra["pair_weights"].shape == (3, 3)
+    with pytest.raises(InputError, match="labels must lie in 0..2"):
+        TrainingData(data.X, data.y + 1, data.X_test, data.y_test, 3)
+    with pytest.raises(InputError, match="dataset must be a TrainingData.*data_dir"):
+        train(get_config("tiny-NT"), tmp_path / "x", str(tmp_path), progress=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# the resume state is verified whole (issue 17, item 1)
+
+
+def _flip_bytes(path: Path, tensor: torch.Tensor, offset: int, length: int) -> None:
+    """Overwrite ``length`` bytes of ``tensor``'s data inside the checkpoint file (found by content)."""
+    raw = tensor.detach().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+    needle = raw[offset:offset + length]
+    data = bytearray(path.read_bytes())
+    assert data.count(needle) == 1, "the bytes to corrupt must be found exactly once"
+    pos = data.index(needle)
+    data[pos:pos + length] = bytes(b ^ 0x5A for b in needle)
+    path.write_bytes(bytes(data))
+
+
+_CORRUPTIONS = {  # name -> (config, the tensor of the checkpoint, offset, length)
+    "adam exp_avg": ("tiny-NT", lambda p: p["extra"]["optimizer"]["state"][0]["exp_avg"], 4000, 32),
+    "sdp dual vectors log_c": ("tiny-SDP", lambda p: p["extra"]["regularizer"]["log_c"], 4000, 32),
+    "pair weights": ("tiny-SDP", lambda p: p["extra"]["pair_weights"], 0, 400),
+    "torch rng state": ("tiny-NT", lambda p: p["extra"]["rng"]["torch"], 1000, 32),
+    "spectral vector": ("tiny-Spe", lambda p: p["extra"]["spectral_state"]["v"], 400, 32),
+}
+
+
+@pytest.mark.parametrize("what", list(_CORRUPTIONS))
+def test_a_corrupted_resume_state_is_refused(what: str, tmp_path: Path, mnist_dir: Path, monkeypatch,
+                                              capsys) -> None:
+    """torch.load does not check the zip's CRCs: a corrupted byte in the optimizer, dual vectors, pair
+    weights or random state loaded silently and the run resumed (exit 0) as another run."""
+    name, pick, offset, length = _CORRUPTIONS[what]
+    if name == "tiny-SDP":
+        lm = pytest.importorskip("certsdp.training.sdp_regularizer")
+        monkeypatch.setattr(lm.SDPDualRegularizer, "certificate_bounds", _cheap_bounds)
+    ckpt, _ = _run(name, tmp_path, mnist_dir, overrides={"epochs": 1})
+    _flip_bytes(ckpt, pick(torch.load(ckpt, weights_only=True)), offset, length)
+    with pytest.raises(InputError, match="corrupt"):
+        _run(name, tmp_path, mnist_dir, resume=True)
+    argv = ["train", "--config", name, "--out", str(tmp_path), "--data-dir", str(mnist_dir), "--no-progress",
+            "--resume"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "corrupt" in err and len(err.strip().splitlines()) == 1
+
+
+def test_format_1_checkpoints_load_their_weights_but_do_not_resume(tmp_path: Path, mnist_dir: Path) -> None:
+    """A checkpoint without the whole-state hash (format 1, e.g. results/*/checkpoint.pt) is evaluated
+    from its verified weights, but resuming or forking from it is refused."""
+    ckpt, _ = _run("tiny-SDP-unweighted", tmp_path / "run", mnist_dir, overrides={"epochs": 1})
+    payload = torch.load(ckpt, weights_only=True)
+    del payload["state_sha256"]
+    payload["format"] = 1
+    torch.save(payload, ckpt)
+    old = read_checkpoint(ckpt)
+    assert old.format == 1 and not old.verified and old.extra["epoch"] == 1
+    assert load_checkpoint(ckpt)[0].to_weights().content_hash() == payload["weights_sha256"]
+    with pytest.raises(InputError, match="format-1 checkpoint.*cannot be verified"):
+        _run("tiny-SDP-unweighted", tmp_path / "run", mnist_dir, resume=True)
+    with pytest.raises(InputError, match="cannot fork from .*format-1"):
+        _run("tiny-SDP", tmp_path / "fork", mnist_dir, fork_from=ckpt)
+    fresh, _ = _run("tiny-NT", tmp_path / "fresh", mnist_dir, overrides={"epochs": 1})
+    assert read_checkpoint(fresh).verified and read_checkpoint(fresh).format == 2
+
+
+@pytest.mark.parametrize("name", ["NT-NN", "SDP-NN"])
+def test_committed_checkpoints_load_but_do_not_resume(name: str, tmp_path: Path) -> None:
+    committed = Path(__file__).resolve().parents[1] / "results" / name / "checkpoint.pt"
+    if not committed.is_file():
+        pytest.skip(f"{committed} is absent")
+    ckpt = read_checkpoint(committed)
+    assert ckpt.format == 1 and not ckpt.verified and ckpt.config["name"] == name
+    assert ckpt.net.dims == (784, 500, 10)
+    out = tmp_path / name
+    out.mkdir()
+    (out / "checkpoint.pt").write_bytes(committed.read_bytes())
+    with pytest.raises(InputError, match="format-1"):
+        train(get_config(name), out, progress=False, resume=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# output folder (issue 17, item 6) and command line overrides
+
+
+@pytest.mark.parametrize("where", ["under a file", "proc"])
+def test_an_output_folder_that_cannot_be_created_is_one_line(where: str, tmp_path: Path, mnist_dir: Path,
+                                                             capsys) -> None:
+    if where == "proc":
+        if not Path("/proc/self").is_dir():
+            pytest.skip("no /proc")
+        out = Path("/proc/certsdp-train-test/run")
+    else:
+        (tmp_path / "file").write_text("x")
+        out = tmp_path / "file" / "run"
+    with pytest.raises(InputError, match="output folder"):
+        train(get_config("tiny-NT", epochs=1), out, data_dir=mnist_dir, progress=False)
+    argv = ["train", "--config", "tiny-NT", "--out", str(out), "--data-dir", str(mnist_dir), "--no-progress"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "output folder" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_run_leaves_only_its_files(tmp_path: Path, mnist_dir: Path) -> None:
+    _run("tiny-NT", tmp_path, mnist_dir, overrides={"epochs": 1})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt", "metrics.json", "weights.npz"]
+
+
+def test_cli_overrides_hidden_epochs_eps(tmp_path: Path, mnist_dir: Path, capsys) -> None:
+    base = ["train", "--data-dir", str(mnist_dir), "--no-progress"]
+    out = tmp_path / "at"
+    assert cli.main([*base, "--config", "tiny-AT", "--out", str(out), "--hidden", "8", "--epochs", "1",
+                     "--eps", "0.2"]) == 0
+    net, config, extra = load_checkpoint(out / "checkpoint.pt")
+    assert net.dims == (784, 8, 10) and config["hidden"] == 8 and config["at_eps"] == 0.2
+    assert extra["epoch"] == 1 and config["epochs"] == 1
+    capsys.readouterr()
+    out = tmp_path / "lp"
+    assert cli.main([*base, "--config", "tiny-LP", "--out", str(out), "--width", "6", "--epochs", "1",
+                     "--eps", "0.05"]) == 0
+    _, config, _ = load_checkpoint(out / "checkpoint.pt")
+    assert (config["hidden"], config["lp_eps"], config["at_eps"]) == (6, 0.05, 0.3)
+    for argv, message in (
+        (["--config", "tiny-NT", "--eps", "0.1"], "--eps: configuration tiny-NT"),
+        (["--config", "tiny-NT", "--hidden", "0"], "--hidden: hidden must be an integer >= 1"),
+        (["--config", "tiny-NT", "--epochs", "0"], "--epochs: epochs must be an integer >= 1"),
+    ):
+        assert cli.main([*base, "--out", str(tmp_path / "bad"), *argv]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "bad").exists()
+
+
+def test_cli_list_is_aligned(capsys) -> None:
+    assert cli.main(["train", "--list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 + len(CONFIGS) and lines[0].split()[:2] == ["name", "loss"]
+    for column in ("784-", "sdp x", "at x"):
+        starts = {line.find(column) for line in lines[1:] if column in line}
+        assert len(starts) == 1, (column, starts)
+    network = lines[0].index("network")
+    assert all(line[network:network + 4] == "784-" for line in lines[1:])

@@ -2,17 +2,17 @@
 
 The notebooks' ``full`` profile attacks all 10,000 test images at several radii for every network
 (about an hour of PGD on a 2-core CPU for Figure 2 alone). :func:`cached_attack_report` runs
-:func:`certsdp.attacks.engine.attack_report` once per distinct question and stores the JSON report; an
+:func:`certsdp.attacks.report.attack_report` once per distinct question and stores the JSON report; an
 interrupted notebook, or another notebook asking the same question (Table 1 and Figure 2 both attack
 SDP-NN at eps = 0.1), reads it back instead, and each attack prints one line as it finishes.
 
 The key is the SHA-256 of everything the report depends on: the network's parameters (values, dtype,
 device type), the attacked inputs and labels, eps, the attack with its options, the clip range, the
-seed, and the source of the ``certsdp`` package (any code change starts a fresh cache, so a fixed
-attack can never serve an old result). ``batch_size`` is not part of it: the report does not depend
-on it (random starts are drawn per example). A cache file that is unreadable, or whose stored key or
-example count does not match, is ignored and overwritten. Attacks give *lower* bounds on the robust
-error; nothing here touches a certificate.
+seed, and the source of the attack code (:func:`code_version`: any change to it starts a fresh
+cache, so a fixed attack can never serve an old result). ``batch_size`` is not part of it: the
+report does not depend on it (random starts are drawn per example). A cache file that is
+unreadable, or whose stored key or example count does not match, is ignored and overwritten. Attacks
+give *lower* bounds on the robust error; nothing here touches a certificate.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,19 +29,28 @@ import numpy as np
 import torch
 from torch import nn
 
-from certsdp.attacks.engine import ATTACKS, attack_report, check_seed
-from certsdp.errors import InputError
-from certsdp.numerics.box import check_clip, check_eps
+from certsdp.atomic import write_text
+from certsdp.attacks.report import attack_report, make_attack
+from certsdp.validation import check_int
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+CODE_SOURCES = ("attacks/**/*.py", "network/margins.py", "numerics/box.py")
+"""The sources an attack report depends on, relative to the ``certsdp`` package: the attacks, the
+margins they rank and step by, and the box rule. The network enters the key through its parameters
+only: after changing a network class's ``forward``, clear the cache."""
+
+
+def code_files() -> list[Path]:
+    """The files of :data:`CODE_SOURCES`, in path order."""
+    return sorted({path for pattern in CODE_SOURCES for path in PACKAGE_DIR.glob(pattern)})
 
 
 @functools.lru_cache(maxsize=1)
 def code_version() -> str:
-    """SHA-256 of the package's Python sources (every ``certsdp/**/*.py``, in path order)."""
+    """SHA-256 of the attack code (:func:`code_files`: each file's path in the package and bytes)."""
     h = hashlib.sha256()
-    for path in sorted(PACKAGE_DIR.rglob("*.py")):
-        h.update(str(path.relative_to(PACKAGE_DIR)).encode())
+    for path in code_files():
+        h.update(path.relative_to(PACKAGE_DIR).as_posix().encode())
         h.update(path.read_bytes())
     return h.hexdigest()
 
@@ -93,18 +101,19 @@ def cached_attack_report(
     batch_size: int = 500,
     label: str = "",
     log: Callable[[str], None] | None = print,
+    progress: bool = False,
     **options: Any,
 ) -> dict[str, Any]:
-    """:func:`certsdp.attacks.engine.attack_report`, stored in ``cache_dir`` (``None``: no cache).
+    """:func:`certsdp.attacks.report.attack_report`, stored in ``cache_dir`` (``None``: no cache).
 
     Returns the same report, with ``"cached": True`` when it was read back. ``log`` (``print`` by
     default, ``None`` for silence) receives one line per call: what was attacked, the error, and the
-    attack's own seconds. Bad arguments raise :class:`InputError` before anything is read or run.
+    attack's own seconds; ``progress`` shows the attack's progress bar. Bad arguments (the attack's
+    options included) raise :class:`InputError` before anything is read or run.
     """
-    eps, clip = check_eps(eps), check_clip(clip)
-    if attack not in ATTACKS:
-        raise InputError(f"unknown attack {attack!r}; choose one of {', '.join(ATTACKS)}")
-    check_seed(seed)
+    configured = make_attack(attack, eps, clip, **options)  # bad arguments fail before the cache is read
+    eps, clip = configured.eps, configured.clip
+    seed = check_int("seed", seed, minimum=0)
     n = len(X)
     where = f"{label}: " if label else ""
     clip_text = "unclipped" if clip is None else f"clipped to [{clip[0]:g}, {clip[1]:g}]"
@@ -121,7 +130,7 @@ def cached_attack_report(
             return {**report, "cached": True}
     t0 = time.perf_counter()
     report = attack_report(net, X, y, eps, attack, clip=clip, seed=seed, batch_size=batch_size,
-                           progress=False, **options)
+                           progress=progress, **options)
     if path is not None:
         _write(path, key, report)
     if log is not None:
@@ -144,7 +153,4 @@ def _read(path: Path, key: dict[str, Any], n: int) -> dict[str, Any] | None:
 
 
 def _write(path: Path, key: dict[str, Any], report: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"key": key, "report": report}) + "\n")
-    os.replace(tmp, path)
+    write_text(path, json.dumps({"key": key, "report": report}) + "\n", "attack cache file")

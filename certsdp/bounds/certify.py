@@ -1,9 +1,15 @@
-"""Certified error of a network on a data set, for the SDP, LP, Frobenius and spectral bounds.
+"""Certified error of a network on a data set, with any registered bound (:mod:`certsdp.bounds.registry`).
 
 The certified error is the fraction of examples that are misclassified or whose bound on
-``max_{i != y} f^{iy}(x~)`` over the attack box is not ``< 0`` (paper section 6). The attack box is
-``|x~ - x|_inf <= eps`` (paper's model); with ``clip=(lo, hi)`` it is intersected with
-``[lo, hi]^d``, which tightens the LP bound only (see :mod:`certsdp.bounds.lipschitz`).
+``max_{i != y} f^{iy}(x~)`` over the attack box is not ``< 0`` (paper section 6, eq. 12 for the SDP
+bound). The attack box is ``|x~ - x|_inf <= eps`` (paper's model); with ``clip=(lo, hi)`` it is
+intersected with ``[lo, hi]^d``, which tightens only the bounds that use it (the LP bound; the
+others bound the larger unclipped box, see :mod:`certsdp.bounds.lipschitz`).
+
+:func:`certify` is the entry point: it validates the inputs once, then runs
+:meth:`~certsdp.bounds.base.Bound.prepare` and :meth:`~certsdp.bounds.base.Bound.upper` of the bound.
+:func:`certify_pair_bounds` and :func:`certified_error_curve` apply eq. 12 to any given matrix of
+upper bounds on the SDP values ``S_ij``.
 """
 
 from __future__ import annotations
@@ -15,20 +21,15 @@ from typing import Any
 
 import numpy as np
 
-from certsdp.bounds.lipschitz import (
-    add_lipschitz_slack,
-    frobenius_constants,
-    lipschitz_upper_bounds,
-    sdp_constants,
-    spectral_constants,
-)
+from certsdp.bounds.base import Bound
+from certsdp.bounds.lipschitz import add_lipschitz_slack, upper_from_constants
+from certsdp.bounds.registry import get_bound
+from certsdp.bounds.sdp import sdp_constants
 from certsdp.errors import InputError
 from certsdp.network.weights import Weights
-from certsdp.numerics.box import check_clip, check_eps
+from certsdp.numerics.box import check_clip, check_eps, check_inside_clip
 from certsdp.numerics.rounding import scores_upper_margins
-from certsdp.sdp.pairs import PairTable, solve_pairs
-
-METHODS = ("sdp", "lp", "fro", "spectral")
+from certsdp.sdp.pairs import PairTable
 
 
 @dataclass
@@ -71,45 +72,43 @@ class CertifyResult:
         return report
 
 
-def upper_bounds(weights: Weights, X: np.ndarray, y: np.ndarray, eps: float, method: str,
-                 clip: tuple[float, float] | None = None, table: PairTable | None = None) -> np.ndarray:
-    """The (n x k) bound array of ``method`` (see :mod:`certsdp.bounds.lipschitz` for the convention)."""
-    if method == "sdp":
-        if table is None:
-            raise InputError("the SDP method needs a pair table (see certsdp.sdp.pairs.solve_pairs)")
-        table.check_for(weights)
-        return lipschitz_upper_bounds(weights, X, y, eps, sdp_constants(table.upper))
-    if method == "fro":
-        return lipschitz_upper_bounds(weights, X, y, eps, frobenius_constants(weights))
-    if method == "spectral":
-        return lipschitz_upper_bounds(weights, X, y, eps, spectral_constants(weights))
-    if method == "lp":
-        from certsdp.bounds.lp import lp_upper_bounds
-
-        return lp_upper_bounds(weights, X, y, eps, clip=clip)
-    raise InputError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
-
-
 def certify(weights: Weights, X: np.ndarray, y: np.ndarray, eps: float, method: str = "sdp",
             clip: tuple[float, float] | None = None, table: PairTable | None = None,
-            progress: bool = True) -> CertifyResult:
-    """Certify every example of ``(X, y)`` against the eps box with ``method``.
+            progress: bool = True, **options: Any) -> CertifyResult:
+    """Certify every example of ``(X, y)`` against the eps box with the bound registered as ``method``.
 
-    For ``method="sdp"`` the pair table is computed (about 15 s for MNIST-size networks) unless
-    given; reuse it across eps values, since it does not depend on eps or on the data.
+    ``table`` (a certified SDP pair table of ``weights``) and ``progress`` go to the bounds that use
+    them (the SDP bound: without a table it solves one, the expensive step; reuse it across eps
+    values, since it depends on neither eps nor the data); other bounds ignore them.
+    ``options`` are the bound's own (:attr:`~certsdp.bounds.base.Bound.options`, e.g. ``batch_size``
+    for ``lp``). Raises :class:`InputError` for an unknown method or option and for bad inputs,
+    labels, eps or clip, all checked here once.
     """
-    if method not in METHODS:
-        raise InputError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    bound = get_bound(method)
+    prepare_options = _prepare_options(bound, table, progress, options)
     X = weights.check_inputs(X)
     y = weights.check_labels(y, X.shape[0])
     eps = check_eps(eps)
     clip = check_clip(clip)
+    if bound.uses_clip:
+        check_inside_clip(X, clip)
     scores = _finite_scores(weights, X)  # before any expensive work
     t0 = time.perf_counter()
-    if method == "sdp" and table is None:
-        table = solve_pairs(weights, progress=progress)
-    U = upper_bounds(weights, X, y, eps, method, clip=clip, table=table)
-    return _result(weights, X, y, eps, method, clip, U, t0, table if method == "sdp" else None, scores)
+    state = bound.prepare(weights, **prepare_options)
+    U = bound.upper(state, weights, X, y, eps, clip)
+    return _result(weights, X, y, eps, method, clip, U, t0, bound.pair_table(state), scores)
+
+
+def _prepare_options(bound: Bound, table: PairTable | None, progress: bool,
+                     options: dict[str, Any]) -> dict[str, Any]:
+    """The keyword arguments of ``bound.prepare``: those it accepts; InputError for unknown ``options``."""
+    unknown = sorted(set(options) - bound.options)
+    if unknown:
+        accepted = ", ".join(sorted(bound.options)) or "none"
+        raise InputError(f"method {bound.name!r} has no option {', '.join(unknown)} "
+                         f"(its options: {accepted})")
+    given = {"table": table, "progress": progress, **options}
+    return {key: value for key, value in given.items() if key in bound.options}
 
 
 def certify_pair_bounds(weights: Weights, X: np.ndarray, y: np.ndarray, eps: float,
@@ -134,7 +133,7 @@ def certify_pair_bounds(weights: Weights, X: np.ndarray, y: np.ndarray, eps: flo
     eps = check_eps(eps)
     S = _check_pair_bounds(pair_bounds, weights.k)
     t0 = time.perf_counter()
-    U = lipschitz_upper_bounds(weights, X, y, eps, sdp_constants(S))
+    U = upper_from_constants(weights, X, y, eps, sdp_constants(S))
     return _result(weights, X, y, eps, "sdp", None, U, t0, None)
 
 

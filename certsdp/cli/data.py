@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import argparse
 
-from certsdp.data.mnist import DEFAULT_BASE_URL, ENV_VAR, check_mnist, download_mnist, resolve_data_dir
+from certsdp.cli._dataset import DATA_DIR_HELP
+from certsdp.data import check_mnist, download_mnist, resolve_data_dir
+from certsdp.data.mnist import DEFAULT_BASE_URL, ENV_VAR
 from certsdp.errors import InputError
-
-_DATA_DIR_HELP = f"MNIST directory (default: ${ENV_VAR}, else ~/.cache/certsdp/mnist)"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,11 +25,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     actions = parser.add_subparsers(dest="action", required=True)
 
     check = actions.add_parser("check", help="verify the four MNIST files")
-    check.add_argument("--data-dir", default=None, help=_DATA_DIR_HELP)
+    check.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
     check.set_defaults(func=run_check)
 
     download = actions.add_parser("download", help="download missing or corrupt MNIST files")
-    download.add_argument("--data-dir", default=None, help=_DATA_DIR_HELP)
+    download.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
     download.add_argument(
         "--base-url", default=DEFAULT_BASE_URL, help=f"mirror to fetch from (default: {DEFAULT_BASE_URL})"
     )

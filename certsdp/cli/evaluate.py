@@ -7,9 +7,11 @@ import argparse
 from certsdp.cli._dataset import add_dataset_arguments, load_dataset
 from certsdp.cli._output import check_output
 from certsdp.errors import InputError
+from certsdp.network.loading import load_network
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``evaluate`` subcommand."""
     p = sub.add_parser(
         "evaluate", help="clean, attack and certified errors of a network; updates the manifest",
         description="Write a metrics JSON for a network: clean error, FGSM/PGD/CW error and "
@@ -17,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "from its checkpoint, and record it in results/networks.json under --name.")
     p.add_argument("--weights", required=True, help="network: .npz or a .pt checkpoint")
     p.add_argument("--name", help="manifest entry (e.g. NT-NN); omit to skip the manifest")
-    p.add_argument("--eps", type=float, default=0.1)
+    p.add_argument("--eps", type=float, default=0.1, help="l_inf radius (>= 0; default 0.1)")
     p.add_argument("--attack-limit", type=int,
                    help="attack only the first N examples (attacks are slow on CPU)")
     p.add_argument("--clip", action="store_true", help="attacks: intersect the box with [0, 1]^d")
@@ -29,11 +31,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Evaluate the network, write ``--out`` and update the manifest; print the errors."""
+    # imported here: it imports torch, which the other subcommands (certify) must not load
     from certsdp.experiments.evaluate import evaluate_and_record
-    from certsdp.network.torch_model import load_network
-    from certsdp.numerics.box import check_eps
 
-    check_eps(args.eps)
     check_output(args.out)
     if args.seed < 0:
         raise InputError(f"--seed must be >= 0, got {args.seed}")

@@ -2,9 +2,16 @@
 
 Each subcommand lives in its own module under :mod:`certsdp.cli` and exposes
 ``register(subparsers)``, which adds its parser and sets ``func`` to a callable taking the parsed
-arguments and returning an exit code. Bad input (:class:`certsdp.errors.InputError`) becomes a
-one-line message on stderr and exit code 2; a diverged training run
-(:class:`certsdp.errors.TrainingDiverged`) one with exit code 3.
+arguments and returning an exit code. Every error is one line on stderr, never a usage block or a
+traceback: a bad flag (argparse) and bad input (:class:`certsdp.errors.InputError`) exit with code 2,
+a diverged training run (:class:`certsdp.errors.TrainingDiverged`) with code 3.
+
+Two rules hold for every subcommand, so they are applied here once:
+
+* ``--eps`` is parsed by :func:`eps_value` (:func:`certsdp.numerics.box.check_eps`: finite, ``>= 0``,
+  ``-0`` read as ``0``), and a negative number after a flag (``--eps -inf``, ``--eps -1e-3``) is its
+  value, not an unknown flag;
+* a flag given an empty value (``--out ""``) is an error, not "no value".
 """
 
 from __future__ import annotations
@@ -12,35 +19,109 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
-from certsdp.cli import attack, certify, data, evaluate, train
+from certsdp import __version__
+from certsdp.cli import attack, certify, data, evaluate, nets, train
 from certsdp.errors import InputError, TrainingDiverged
+from certsdp.numerics.box import check_eps
 
-COMMANDS = (certify, attack, train, evaluate, data)
+COMMANDS = (certify, attack, train, evaluate, data, nets)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (``certsdp certify: error: ...``) and exit code 2.
+
+    (argparse's own prints the whole usage block first.) The subparsers are of this class too:
+    ``add_subparsers`` makes them with the parent's class.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        # argparse words a failed type= check as "argument --eps: <why>"; ours say "--eps <why>"
+        if message.startswith("argument ") and ": must be " in message:
+            message = message[len("argument "):].replace(": must be ", " must be ", 1)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def eps_value(text: str) -> float:
+    """``--eps``: a finite number ``>= 0`` (:func:`certsdp.numerics.box.check_eps`)."""
+    try:
+        return check_eps(float(text))
+    except (ValueError, InputError):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    """The ``certsdp`` parser with every subcommand of :data:`COMMANDS`."""
+    parser = OneLineParser(
         prog="certsdp",
         description="Certified defenses against adversarial examples (Raghunathan et al., ICLR 2018).",
     )
+    parser.add_argument("--version", action="version", version=f"certsdp {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for module in COMMANDS:
         module.register(sub)
+    for command in sub.choices.values():
+        for action in command._actions:  # argparse has no public accessor for a parser's actions
+            if "--eps" in action.option_strings:
+                action.type = eps_value
     return parser
 
 
+def _join_negative_values(argv: Sequence[str]) -> list[str]:
+    """``["--eps", "-inf"]`` -> ``["--eps=-inf"]``: argparse takes ``-inf`` and ``-1e-3`` for flags."""
+    out: list[str] = []
+    for arg in argv:
+        flag = out[-1] if out else ""
+        takes_value = flag.startswith("--") and flag != "--" and "=" not in flag
+        if takes_value and arg.startswith("-") and _is_number(arg):
+            out[-1] = f"{flag}={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
+def _is_number(text: str) -> bool:
+    """Whether ``float(text)`` parses (``-inf``, ``-1e-3``, ``nan``)."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _empty_flag(args: argparse.Namespace) -> str | None:
+    """The first flag given an empty value (``--out ""``), named as on the command line."""
+    for name, value in vars(args).items():
+        if value == "":
+            return "--" + name.replace("_", "-")
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``certsdp`` on ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(_join_negative_values(sys.argv[1:] if argv is None else argv))
+    except SystemExit as exc:  # a refused command line (2, one line already printed), --help, --version
+        return int(exc.code or 0)
+    empty = _empty_flag(args)
+    if empty is not None:
+        print(f"certsdp {args.command}: error: {empty} is empty: give a value", file=sys.stderr)
+        return 2
     try:
         return int(args.func(args) or 0)
     except InputError as exc:
-        print(f"certsdp {args.command}: error: {exc}", file=sys.stderr)
+        print(f"certsdp {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except TrainingDiverged as exc:
-        print(f"certsdp {args.command}: error: {exc}", file=sys.stderr)
+        print(f"certsdp {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 3
+
+
+def _one_line(exc: Exception) -> str:
+    """The message of ``exc`` on one line (some wrap a library's multi-line message, e.g. torch's)."""
+    return "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
 
 
 if __name__ == "__main__":

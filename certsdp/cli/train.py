@@ -1,4 +1,8 @@
-"""``certsdp train``: train one of the paper's networks (or a tiny test config) on MNIST."""
+"""``certsdp train``: train one of the paper's networks (or a tiny test config) on MNIST.
+
+:mod:`certsdp.training` (torch) is imported when the subcommand runs, not when the parser is built:
+the command line is also the numpy-only ``certsdp certify``, which never imports torch.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from certsdp.errors import InputError
+
+if TYPE_CHECKING:
+    from certsdp.training import TrainConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,68 +24,97 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="train one of the paper's networks (NT-NN, Fro-NN, Spe-NN, AT-NN, SDP-NN, LP-NN)",
         description="Train a registered configuration on MNIST with Adam, checkpointing every epoch to "
         "OUT/checkpoint.pt, logging OUT/metrics.json and writing OUT/weights.npz at the end. "
-        "An interrupted run continues with --resume.",
+        "An interrupted run continues with --resume. --hidden, --epochs and --eps change the named "
+        "configuration (the changed configuration is recorded in the checkpoint).",
     )
     p.add_argument("--config", help="configuration name (see --list)")
-    p.add_argument("--out", help="output folder (default results/<NAME>)")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--out", help="output folder (default results/<NAME>); created, and checked writable "
+                   "before training starts")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from OUT/checkpoint.pt after its last finished epoch (its configuration "
+                   "must be the requested one, apart from a larger --epochs); a checkpoint whose contents "
+                   "do not match their recorded hash is refused")
     p.add_argument("--fork-from", metavar="CHECKPOINT",
                    help="start SDP-NN-unweighted from an SDP-NN checkpoint (or the other way round) taken "
                    "before the first pair-weight refresh (epoch <= 20), where the two runs are identical")
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to train (default cpu)")
     p.add_argument("--no-cuda-graphs", action="store_true",
                    help="on CUDA, launch every kernel of a step from Python instead of replaying the step "
                    "captured as a CUDA graph (NT-NN, AT-NN; the others never use graphs)")
     p.add_argument("--data-dir", help="MNIST directory (default: $CERTSDP_DATA)")
-    p.add_argument("--epochs", type=int, help="override the number of epochs")
+    p.add_argument("--epochs", type=int, help="number of epochs (default: the configuration's)")
+    p.add_argument("--hidden", "--width", dest="hidden", type=int, metavar="UNITS",
+                   help="hidden units of the network (default: the configuration's, 500 for the paper's)")
+    p.add_argument("--eps", type=float,
+                   help="training radius of the configuration's regularizer: sdp_eps (SDP: pair weights "
+                   "and the per-epoch certified error), at_eps (AT: the PGD box) or lp_eps (LP: the "
+                   "robust loss); refused for configurations without one (NT, Fro, Spe)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument("--list", action="store_true", help="list the configurations and exit")
     p.set_defaults(func=run)
 
 
-def _describe(cfg) -> str:
-    reg = cfg.reg
-    if reg in ("fro", "spectral", "sdp"):
-        reg = f"{reg} x {cfg.reg_lambda:g}" + (" weighted" if cfg.sdp_weighted else "")
-    elif reg == "at":
-        reg = f"at x {cfg.at_weight:g} (PGD eps {cfg.at_eps:g}, {cfg.at_steps} x {cfg.at_step:g})"
-    elif reg == "lp":
-        reg = f"Wong-Kolter robust loss eps {cfg.lp_eps:g}"
-    limit = "" if cfg.train_limit is None else f", first {cfg.train_limit} images"
-    return (f"{cfg.name:18s} {cfg.objective:5s} + {reg}; 784-{cfg.hidden}-10, {cfg.epochs} epochs, "
-            f"batch {cfg.batch_size}{limit}")
+def _describe_rows(configs: list[TrainConfig]) -> list[str]:
+    """One aligned line per configuration (``--list``)."""
+    from certsdp.training.regularizers import regularizer_class  # torch: see the module docstring
+
+    header = ("name", "loss", "regularizer", "network", "epochs", "batch", "training images")
+    rows = [header] + [
+        (cfg.name, cfg.objective, regularizer_class(cfg).describe(cfg), f"784-{cfg.hidden}-10",
+         str(cfg.epochs), str(cfg.batch_size),
+         "all" if cfg.train_limit is None else f"first {cfg.train_limit}")
+        for cfg in configs
+    ]
+    widths = [max(len(row[col]) for row in rows) for col in range(len(header))]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+            for row in rows]
+
+
+def _overrides(args: argparse.Namespace, name: str) -> dict[str, tuple[str, object]]:
+    """``field -> (flag, value)`` for --epochs, --hidden and --eps."""
+    from certsdp.training import CONFIGS
+    from certsdp.training.regularizers import regularizer_class
+
+    overrides: dict[str, tuple[str, object]] = {}
+    if args.epochs is not None:
+        overrides["epochs"] = ("--epochs", args.epochs)
+    if args.hidden is not None:
+        overrides["hidden"] = ("--hidden", args.hidden)
+    if args.eps is not None:
+        field = regularizer_class(CONFIGS[name]).eps_field
+        if field is None:
+            raise InputError(f"--eps: configuration {name} (reg {CONFIGS[name].reg!r}) trains without a "
+                             "radius; --eps applies to the SDP, AT and LP configurations")
+        overrides[field] = ("--eps", args.eps)
+    return overrides
+
+
+def _config(args: argparse.Namespace) -> TrainConfig:
+    """The named configuration with the command line's overrides, validated by :class:`TrainConfig`."""
+    from certsdp.training import CONFIGS, get_config
+
+    if not args.config:
+        raise InputError(f"--config is required; choose one of {', '.join(CONFIGS)} (or pass --list)")
+    get_config(args.config)  # an unknown name: the one message listing the valid ones
+    overrides = _overrides(args, args.config)
+    for field, (flag, value) in overrides.items():
+        try:
+            get_config(args.config, **{field: value})
+        except InputError as exc:
+            raise InputError(f"{flag}: {exc}") from None
+    return get_config(args.config, **{field: value for field, (_, value) in overrides.items()})
 
 
 def run(args: argparse.Namespace) -> int:
-    from certsdp.training.config import CONFIGS, get_config
+    from certsdp.training import CHECKPOINT_NAME, CONFIGS, METRICS_NAME, WEIGHTS_NAME, train
 
     if args.list:
-        for cfg in CONFIGS.values():
-            print(_describe(cfg))
+        print("\n".join(_describe_rows(list(CONFIGS.values()))))
         return 0
-    if not args.config:
-        raise InputError(f"--config is required; choose one of {', '.join(CONFIGS)} (or pass --list)")
-    if args.epochs is not None and args.epochs < 1:
-        raise InputError(f"--epochs must be >= 1, got {args.epochs}")
-    overrides = {} if args.epochs is None else {"epochs": args.epochs}
-    config = get_config(args.config, **overrides)
-
-    import torch
-
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda: CUDA is not available on this machine")
+    config = _config(args)
     out = Path(args.out) if args.out else Path("results") / config.name
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out} exists and is not a folder")
-    if (out / "checkpoint.pt").exists() and not args.resume:
-        raise InputError(f"{out / 'checkpoint.pt'} already exists: pass --resume to continue that run, "
-                         "or choose another --out")
-
-    from certsdp.training.loop import METRICS_NAME, WEIGHTS_NAME, train
-
-    if args.resume and not (out / "checkpoint.pt").exists():
+    if args.resume and not (out / CHECKPOINT_NAME).exists():
         print(f"certsdp train: no checkpoint in {out} to resume; starting a new run", file=sys.stderr)
-
     ckpt = train(config, out, data_dir=args.data_dir, device=args.device, resume=args.resume,
                  progress=not args.no_progress, fork_from=args.fork_from, cuda_graphs=not args.no_cuda_graphs)
     metrics = json.loads((out / METRICS_NAME).read_text())

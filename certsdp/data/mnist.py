@@ -1,10 +1,10 @@
-"""MNIST from the original IDX ``.gz`` files, and user input sets in ``.npz`` form.
+"""MNIST from the original IDX ``.gz`` files: loading, checking and downloading them.
 
-The four genuine MNIST distribution files are looked up in a data directory chosen by
-:func:`resolve_data_dir` (explicit argument, else the ``CERTSDP_DATA`` environment variable, else
-``~/.cache/certsdp/mnist``). Each file's MD5 is checked against the published sum before use; the
+The four genuine MNIST distribution files are looked up in the data directory chosen by
+:func:`resolve_data_dir`. Each file's MD5 is checked against the published sum before use; the
 result of that check is remembered per ``(path, size, mtime, ...)`` so that repeated loads in one
-process only ``stat`` the files. Decoded arrays are cached in-process and handed out read-only.
+process only ``stat`` the files. The decoded pixels are cached in-process; every call of
+:func:`load_mnist` returns new, writable arrays.
 
 Images are returned as float32 rows of 784 pixels (row-major 28 x 28) scaled to ``[0, 1]`` by
 ``pixel / 255``; labels as int64.
@@ -17,7 +17,6 @@ import gzip
 import hashlib
 import os
 import struct
-import tempfile
 import urllib.error
 import urllib.request
 import zlib
@@ -27,10 +26,16 @@ from pathlib import Path
 
 import numpy as np
 
+from certsdp.atomic import atomic_path
 from certsdp.errors import InputError
+from certsdp.validation import check_int
 
 ENV_VAR = "CERTSDP_DATA"
+#: the MNIST folder of the repository's layout, relative to the repository root
+REPOSITORY_DATA_DIR = Path("..") / "shared" / "data" / "mnist"
+#: the MNIST folder when neither ``$CERTSDP_DATA`` nor the repository's folder is there
 DEFAULT_DATA_DIR = Path("~/.cache/certsdp/mnist")
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
 DEFAULT_BASE_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"
 
 #: The genuine MNIST files and their published MD5 sums.
@@ -59,18 +64,34 @@ _CHUNK = 1 << 20
 _md5_cache: dict[tuple[str, int, int, int, int], str] = {}
 
 
-def resolve_data_dir(data_dir: str | Path | None = None) -> Path:
-    """Return the MNIST directory: ``data_dir`` if given, else ``$CERTSDP_DATA``, else the default.
+def repository_root(package_dir: Path = PACKAGE_DIR) -> Path | None:
+    """The repository that holds the ``certsdp`` package: its parent if that has a ``pyproject.toml``."""
+    root = package_dir.parent
+    return root if (root / "pyproject.toml").is_file() else None
 
-    The default is ``~/.cache/certsdp/mnist``. ``~`` is expanded; the directory need not exist.
+
+def resolve_data_dir(data_dir: str | Path | None = None, package_dir: Path = PACKAGE_DIR) -> Path:
+    """The MNIST directory; this is the one data-folder convention of certsdp.
+
+    In order: ``data_dir`` if given (and not empty); else ``$CERTSDP_DATA`` if set (and not empty);
+    else ``../shared/data/mnist`` relative to the repository root if that folder exists (the
+    repository's layout; the root is the parent of the ``certsdp`` package folder when it holds
+    ``pyproject.toml``); else ``~/.cache/certsdp/mnist``. ``~`` is expanded; the returned directory
+    need not exist.
     """
-    if data_dir is None or str(data_dir) == "":
-        env = os.environ.get(ENV_VAR, "")
-        data_dir = env if env else DEFAULT_DATA_DIR
-    return Path(data_dir).expanduser()
+    if data_dir is not None and str(data_dir) != "":
+        return Path(data_dir).expanduser()
+    env = os.environ.get(ENV_VAR, "")
+    if env:
+        return Path(env).expanduser()
+    root = repository_root(package_dir)
+    if root is not None and (root / REPOSITORY_DATA_DIR).is_dir():
+        return Path(os.path.normpath(root / REPOSITORY_DATA_DIR))
+    return DEFAULT_DATA_DIR.expanduser()
 
 
 def _stamp(path: Path) -> tuple[str, int, int, int, int]:
+    """``(resolved path, size, mtime_ns, ctime_ns, inode)``: the state a cached result is valid for."""
     st = path.stat()
     return (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
@@ -143,7 +164,10 @@ def _read_idx(path: Path, magic: int, ndim: int) -> tuple[tuple[int, ...], np.nd
 def _decode_split(
     images_path: str, labels_path: str, stamps: tuple[tuple[str, int, int, int, int], ...]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Decode one split into read-only arrays; ``stamps`` only keys the cache to the files' state."""
+    """Decode one split into read-only ``uint8`` arrays ``(pixels (n, 784), labels (n,))``.
+
+    ``stamps`` only keys the cache to the files' state.
+    """
     del stamps
     ipath, lpath = Path(images_path), Path(labels_path)
     dims, pixels = _read_idx(ipath, IMAGES_MAGIC, 3)
@@ -163,11 +187,10 @@ def _decode_split(
         raise InputError(
             f"MNIST file {lpath.name} in {lpath.parent} has label {int(labels.max())} outside 0..9"
         )
-    X = pixels.reshape(n, rows * cols).astype(np.float32) / np.float32(255.0)
-    y = labels.astype(np.int64)
-    X.setflags(write=False)
-    y.setflags(write=False)
-    return X, y
+    pixels = pixels.reshape(n, rows * cols)
+    pixels.setflags(write=False)
+    labels.setflags(write=False)
+    return pixels, labels
 
 
 def load_mnist(
@@ -186,8 +209,7 @@ def load_mnist(
 
     Returns:
         ``X`` float32 ``(n, 784)`` with values ``pixel / 255`` in ``[0, 1]`` (row-major 28 x 28),
-        and ``y`` int64 ``(n,)`` with labels in ``0..9``. Both are **read-only** views of an
-        in-process cache; call ``.copy()`` before modifying them.
+        and ``y`` int64 ``(n,)`` with labels in ``0..9``; new writable arrays on every call.
 
     Raises:
         InputError: unknown split, bad ``limit``, missing directory or file, MD5 mismatch, or a
@@ -196,10 +218,7 @@ def load_mnist(
     if split not in SPLIT_FILES:
         raise InputError(f"unknown MNIST split {split!r}; expected 'train' or 'test'")
     if limit is not None:
-        if isinstance(limit, bool) or not isinstance(limit, int | np.integer):
-            raise InputError(f"limit must be an integer or None, got {limit!r}")
-        if limit < 0:
-            raise InputError(f"limit must be non-negative, got {limit}")
+        limit = check_int("limit", limit, minimum=0)
     directory = resolve_data_dir(data_dir)
     paths = [_require_file(directory, name) for name in SPLIT_FILES[split]]
     if verify:
@@ -209,10 +228,9 @@ def load_mnist(
         stamps = tuple(_stamp(path) for path in paths)
     except OSError as exc:
         raise InputError(f"cannot read MNIST files in {directory}: {exc}") from None
-    X, y = _decode_split(stamps[0][0], stamps[1][0], stamps)
-    if limit is not None:
-        X, y = X[:limit], y[:limit]
-    return X, y
+    pixels, labels = _decode_split(stamps[0][0], stamps[1][0], stamps)
+    pixels, labels = pixels[:limit], labels[:limit]
+    return pixels.astype(np.float32) / np.float32(255.0), labels.astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -297,16 +315,11 @@ def download_mnist(
 
 
 def _fetch(url: str, target: Path, expected: str) -> None:
-    """Fetch ``url`` to ``target`` atomically, checking its MD5 against ``expected``."""
-    try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    except OSError as exc:
-        raise InputError(f"cannot write to MNIST directory {target.parent}: {exc}") from None
-    tmp = Path(tmp_name)
-    try:
+    """Fetch ``url`` to ``target`` atomically; nothing is written unless its MD5 is ``expected``."""
+    with atomic_path(target, "MNIST file") as tmp:
         h = hashlib.md5()
         try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
+            with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
                 while chunk := response.read(_CHUNK):
                     h.update(chunk)
                     out.write(chunk)
@@ -317,76 +330,4 @@ def _fetch(url: str, target: Path, expected: str) -> None:
             raise InputError(
                 f"downloaded {url} has md5 {actual}, expected {expected}; not saved to {target.parent}"
             )
-        try:
-            os.replace(tmp, target)
-        except OSError as exc:
-            raise InputError(f"cannot write {target}: {exc}") from None
-        _md5_cache[_stamp(target)] = actual
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def load_inputs(path: str | Path, d: int, k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Load user inputs from an ``.npz`` holding ``X`` (n x d) and integer labels ``y`` (n).
-
-    Args:
-        path: the ``.npz`` file.
-        d: required input dimension (columns of ``X``).
-        k: if given, labels must satisfy ``0 <= y < k``.
-
-    Returns:
-        ``X`` as float64 ``(n, d)`` and ``y`` as int64 ``(n,)``, with ``n >= 1``.
-
-    Raises:
-        InputError: missing file, not an ``.npz``, missing keys, wrong shapes, NaN/inf in ``X``,
-            non-integer or negative labels, or (with ``k``) labels ``>= k``.
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"inputs file not found: {p}")
-    try:
-        loaded = np.load(p, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):
-            raise InputError(f"inputs file {p} is a .npy array, not an .npz archive with X and y")
-        with loaded as z:
-            missing = [key for key in ("X", "y") if key not in z.files]
-            if missing:
-                raise InputError(f"inputs file {p} lacks {', '.join(missing)} (has {z.files})")
-            X_raw, y_raw = z["X"], z["y"]
-    except InputError:
-        raise
-    except Exception as exc:  # zipfile.BadZipFile, ValueError (pickled objects), OSError, ...
-        raise InputError(f"inputs file {p} is not a valid .npz archive: {exc}") from None
-
-    if X_raw.dtype.kind not in "biuf":
-        raise InputError(f"inputs file {p}: X must be real numbers, got dtype {X_raw.dtype}")
-    if X_raw.ndim != 2 or X_raw.shape[1] != d:
-        raise InputError(f"inputs file {p}: X must have shape (n, {d}), got {X_raw.shape}")
-    n = X_raw.shape[0]
-    if n == 0:
-        raise InputError(f"inputs file {p}: X has no rows")
-    X = X_raw.astype(np.float64)
-    if not np.all(np.isfinite(X)):
-        bad = int(X.size - np.count_nonzero(np.isfinite(X)))
-        raise InputError(f"inputs file {p}: X has {bad} NaN or infinite entries")
-
-    if y_raw.shape != (n,):
-        raise InputError(f"inputs file {p}: y must have shape ({n},) to match X, got {y_raw.shape}")
-    if y_raw.dtype.kind in "iu":
-        if y_raw.dtype.kind == "u" and y_raw.size and int(y_raw.max()) > np.iinfo(np.int64).max:
-            raise InputError(f"inputs file {p}: y has labels too large for int64")
-        y = y_raw.astype(np.int64)
-    elif y_raw.dtype.kind == "f":
-        if not np.all(np.isfinite(y_raw)) or not np.all(y_raw == np.round(y_raw)):
-            raise InputError(f"inputs file {p}: y must hold integer class labels, got non-integer values")
-        if y_raw.size and np.max(np.abs(y_raw)) > np.iinfo(np.int64).max:
-            raise InputError(f"inputs file {p}: y has labels too large for int64")
-        y = y_raw.astype(np.int64)
-    else:
-        raise InputError(f"inputs file {p}: y must hold integer class labels, got dtype {y_raw.dtype}")
-    if np.any(y < 0):
-        raise InputError(f"inputs file {p}: y has negative labels (min {int(y.min())})")
-    if k is not None and np.any(y >= k):
-        raise InputError(f"inputs file {p}: y has labels >= k = {k} (max {int(y.max())})")
-    return X, y
+    _md5_cache[_stamp(target)] = actual

@@ -2,10 +2,10 @@
 
 ``results/networks.json`` maps each of the paper's network names (:data:`NETWORK_NAMES`) that has been
 trained to ``{"checkpoint", "weights", "metrics"}`` paths relative to the repository root (written by
-``certsdp evaluate --name``, :func:`certsdp.experiments.evaluate.update_manifest`). The notebooks
-read networks
-only through this module, so a network that is not trained yet is reported as missing, with the
-command that trains it, instead of failing deep inside.
+``certsdp evaluate --name`` through :func:`update_manifest`). The notebooks read networks only
+through this module, so a network that is not trained yet is reported as missing, with the command
+that trains it, instead of failing deep inside. Each network's SDP pair table (the ``S_ij`` of
+eq. 12) is kept beside its weights as ``sdp_table.npz`` (:func:`sdp_table`).
 """
 
 from __future__ import annotations
@@ -15,11 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from certsdp.atomic import write_text
 from certsdp.errors import InputError
+from certsdp.network import Weights, load_network
+from certsdp.sdp import PairTable, acquire_pair_table
 
-#: the seven networks of the paper's section 6 (and issue 3), in the order the figures show them
+#: the seven networks of the paper's section 6, in the order the figures show them
 NETWORK_NAMES = ("NT-NN", "Fro-NN", "Spe-NN", "AT-NN", "SDP-NN", "SDP-NN-unweighted", "LP-NN")
-MANIFEST_NAME = "networks.json"
+#: the manifest, relative to the repository root
+MANIFEST = Path("results") / "networks.json"
 SDP_TABLE_NAME = "sdp_table.npz"
 
 
@@ -36,10 +40,8 @@ class TrainedNetwork:
     def folder(self) -> Path:
         return self.weights.parent
 
-    def load_weights(self):  # -> certsdp.network.weights.Weights
+    def load_weights(self) -> Weights:
         """The network's float64 :class:`certsdp.network.weights.Weights` (validated)."""
-        from certsdp.network.torch_model import load_network
-
         return load_network(self.weights)
 
     def load_metrics(self) -> dict[str, Any]:
@@ -54,12 +56,12 @@ def train_command(name: str) -> str:
 
 
 def load_manifest(root: str | Path) -> dict[str, TrainedNetwork]:
-    """The manifest under ``root/results`` as ``name -> TrainedNetwork`` ({} if there is none).
+    """The manifest ``root/results/networks.json`` as ``name -> TrainedNetwork`` ({} if there is none).
 
     Raises :class:`InputError` if the manifest is malformed or names a weights file that is missing.
     """
     root = Path(root)
-    path = root / "results" / MANIFEST_NAME
+    path = root / MANIFEST
     if not path.is_file():
         return {}
     try:
@@ -80,6 +82,14 @@ def load_manifest(root: str | Path) -> dict[str, TrainedNetwork]:
     return out
 
 
+def update_manifest(root: str | Path, name: str, checkpoint: str | None, weights: str, metrics: str) -> None:
+    """Record ``name -> {checkpoint, weights, metrics}`` (paths relative to ``root``) in its manifest."""
+    path = Path(root) / MANIFEST
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    data[name] = {"checkpoint": checkpoint, "weights": weights, "metrics": metrics}
+    write_text(path, json.dumps(dict(sorted(data.items())), indent=1) + "\n", "manifest")
+
+
 def available(root: str | Path, names: tuple[str, ...] | list[str] = NETWORK_NAMES
               ) -> tuple[dict[str, TrainedNetwork], list[str]]:
     """``(found, missing)``: the manifest entries among ``names`` (in that order) and the absent names."""
@@ -88,15 +98,13 @@ def available(root: str | Path, names: tuple[str, ...] | list[str] = NETWORK_NAM
     return found, [name for name in names if name not in manifest]
 
 
-def sdp_table(network: TrainedNetwork, weights=None, solve: bool = False, progress: bool = False):
-    """The SDP pair table of ``network`` (:class:`certsdp.sdp.pairs.PairTable`).
+def sdp_table(network: TrainedNetwork, weights: Weights | None = None, solve: bool = False,
+              progress: bool = False) -> PairTable:
+    """The SDP pair table of a manifest network (the certified ``S_ij`` of eq. 12).
 
-    Loaded from ``<folder>/sdp_table.npz`` when it exists and ``solve`` is false (every stored dual
-    vector is re-certified on load, so the file is never trusted); otherwise, or when the file is
-    unreadable or belongs to other weights (a network retrained since), solved with the fast solver
-    and saved there.
+    Loaded from ``<folder>/sdp_table.npz`` with every stored dual point re-certified (the file is
+    never trusted; one of other weights is refused), or solved and saved there when it is absent.
+    With ``solve``: solved afresh, the file neither read nor written.
     """
-    from certsdp.sdp.pairs import cached_pair_table
-
     weights = weights if weights is not None else network.load_weights()
-    return cached_pair_table(str(network.folder / SDP_TABLE_NAME), weights, solve=solve, progress=progress)
+    return acquire_pair_table(weights, None if solve else network.folder / SDP_TABLE_NAME, progress=progress)

@@ -1,13 +1,17 @@
-"""The torch module ``scores = V relu(W x + b) + c`` and its checkpoints.
+"""The torch twin of :class:`~certsdp.network.weights.Weights`: ``scores = V relu(W x + b) + c``.
 
-A checkpoint is a ``torch.save`` dictionary holding the state dict, the training configuration
-(a plain dict, e.g. ``dataclasses.asdict`` of a training config), any extra state needed to resume,
-and the SHA-256 content hash of the weights (:meth:`certsdp.network.weights.Weights.content_hash`), which
-:func:`load_checkpoint` re-checks so that a corrupted or hand-edited file is caught.
+:class:`TwoLayerNet` is the module certsdp trains and attacks. This module also converts other torch
+networks of the same shape (``nn.Sequential(Linear, ReLU, Linear)`` and its ``state_dict``) to
+:class:`Weights`, and reads ``torch.save`` files safely (``weights_only=True``) with one clear line
+for a file that is not a dictionary of tensors. Its checkpoints (network, training configuration and
+resume state, hashed) are :mod:`certsdp.network.checkpoint`.
 """
 
 from __future__ import annotations
 
+import re
+import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +21,6 @@ from torch import nn
 
 from certsdp.errors import InputError
 from certsdp.network.weights import Weights
-
-CHECKPOINT_FORMAT = 1
 
 
 class TwoLayerNet(nn.Module):
@@ -30,6 +32,7 @@ class TwoLayerNet(nn.Module):
         self.out = nn.Linear(m, k)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Scores ``(n, k)`` of the inputs ``x`` (flattened to ``(n, d)``)."""
         return self.out(torch.relu(self.hidden(x.flatten(1))))
 
     @property
@@ -38,13 +41,9 @@ class TwoLayerNet(nn.Module):
         return self.hidden.in_features, self.hidden.out_features, self.out.out_features
 
     def to_weights(self) -> Weights:
-        """The network as validated float64 :class:`Weights`."""
-        return Weights(
-            W=self.hidden.weight.detach().cpu().double().numpy(),
-            b=self.hidden.bias.detach().cpu().double().numpy(),
-            V=self.out.weight.detach().cpu().double().numpy(),
-            c=self.out.bias.detach().cpu().double().numpy(),
-        )
+        """The network as validated float64 :class:`Weights` (a copy, which training leaves unchanged)."""
+        params = (self.hidden.weight, self.hidden.bias, self.out.weight, self.out.bias)
+        return Weights(*(t.detach().to("cpu", torch.float64, copy=True).numpy() for t in params))
 
     @classmethod
     def from_weights(cls, weights: Weights, dtype: torch.dtype = torch.float32) -> TwoLayerNet:
@@ -58,51 +57,81 @@ class TwoLayerNet(nn.Module):
         return net
 
 
-def save_checkpoint(
-    path: str | Path, net: TwoLayerNet, config: dict[str, Any], extra: dict[str, Any] | None = None
-) -> None:
-    """Write ``net`` with its training ``config`` and ``extra`` resume state; atomic replace."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "format": CHECKPOINT_FORMAT,
-        "dims": net.dims,
-        "state_dict": {key: val.detach().cpu() for key, val in net.state_dict().items()},
-        "config": dict(config),
-        "extra": dict(extra or {}),
-        "weights_sha256": net.to_weights().content_hash(),
-    }
-    tmp = p.with_name(p.name + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(p)
+#: ``state_dict`` keys of ``(W, b, V, c)``: ``nn.Sequential(Linear, ReLU, Linear)`` and :class:`TwoLayerNet`
+STATE_DICT_KEYS = (
+    ("0.weight", "0.bias", "2.weight", "2.bias"),
+    ("hidden.weight", "hidden.bias", "out.weight", "out.bias"),
+)
+_WHOLE_MODEL = ("is a whole pickled torch model; save model.state_dict() instead, or export it with "
+                "certsdp.Weights.from_torch(model).save('net.npz')")
 
 
-def load_checkpoint(path: str | Path) -> tuple[TwoLayerNet, dict[str, Any], dict[str, Any]]:
-    """Read a checkpoint; returns ``(net, config, extra)``. Raises :class:`InputError` if bad."""
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"checkpoint not found: {p}")
+def weights_from_module(module: Any) -> Weights:
+    """:class:`Weights` of a :class:`TwoLayerNet` or an ``nn.Sequential(Linear, ReLU, Linear)``.
+
+    Any other module (another activation, more layers, a Linear without bias) is an :class:`InputError`.
+    """
+    if isinstance(module, TwoLayerNet):
+        return module.to_weights()
+    layers = list(module) if isinstance(module, nn.Sequential) else []
+    kinds = [type(layer) for layer in layers]
+    if kinds != [nn.Linear, nn.ReLU, nn.Linear] or layers[0].bias is None or layers[2].bias is None:
+        raise InputError("certsdp converts nn.Sequential(Linear, ReLU, Linear) (with biases) or a "
+                         f"TwoLayerNet, got {_describe(module)}")
+    return weights_from_state_dict(module.state_dict(), "module")
+
+
+def weights_from_state_dict(state: Mapping[str, Any], source: str) -> Weights:
+    """:class:`Weights` from a ``state_dict`` of ``nn.Sequential(Linear, ReLU, Linear)`` or a TwoLayerNet.
+
+    ``source`` names it in messages; shapes and values are checked by :class:`Weights`.
+    """
+    for keys in STATE_DICT_KEYS:
+        if set(state) != set(keys):
+            continue
+        tensors = [state[key] for key in keys]
+        if not all(isinstance(t, torch.Tensor) for t in tensors):
+            raise InputError(f"{source}: the state_dict entries {', '.join(keys)} must be tensors")
+        try:
+            return Weights(*(t.detach().cpu().resolve_conj().numpy().copy() for t in tensors))
+        except InputError as exc:
+            raise InputError(f"{source}: {exc}") from None
+    found = ", ".join(map(str, list(state)[:8])) + (", ..." if len(state) > 8 else "")
+    raise InputError(f"{source} is not a state_dict of nn.Sequential(Linear, ReLU, Linear) (keys "
+                     f"{', '.join(STATE_DICT_KEYS[0])}) or of a TwoLayerNet; it has keys {found}")
+
+
+def read_torch_file(path: Path) -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU; a bad file is one line of :class:`InputError`.
+
+    A whole pickled module (``torch.save(model)``) is named as such: torch's own message spans a page.
+    """
     try:
-        payload = torch.load(p, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise InputError(f"checkpoint {p} could not be read: {exc}") from None
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise InputError(f"checkpoint {p} is not a certsdp checkpoint (format {CHECKPOINT_FORMAT})")
+        if _pickles_a_module(path, exc):
+            raise InputError(f"{path} {_WHOLE_MODEL}") from None
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        lines = str(exc).strip().splitlines()
+        reason = (f"it holds a pickled {found.group(1)}, which torch loads only with weights_only=False"
+                  if found else lines[0] if lines else type(exc).__name__)
+        raise InputError(f"torch file {path} could not be read: {reason}") from None
+
+
+def _pickles_a_module(path: Path, exc: Exception) -> bool:
+    """Whether the failed ``torch.load`` of ``path`` met a pickled ``nn.Module`` (read without unpickling)."""
+    if "torch.nn.modules" in str(exc):
+        return True
     try:
-        net = TwoLayerNet(*payload["dims"])
-        net.load_state_dict(payload["state_dict"])
-        recorded = payload["weights_sha256"]
-        config, extra = payload["config"], payload["extra"]
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise InputError(f"checkpoint {p} is malformed: {type(exc).__name__}: {exc}") from None
-    if net.to_weights().content_hash() != recorded:
-        raise InputError(f"checkpoint {p}: weights do not match their recorded content hash")
-    return net, config, extra
+        with zipfile.ZipFile(path) as archive:
+            pickles = [name for name in archive.namelist() if name.endswith("data.pkl")]
+            return any(b"torch.nn.modules" in archive.read(name) for name in pickles)
+    except (OSError, zipfile.BadZipFile):
+        return False
 
 
-def load_network(path: str | Path) -> Weights:
-    """Load :class:`Weights` from a ``.npz`` weights file or a ``.pt`` checkpoint."""
-    p = Path(path)
-    if p.suffix == ".pt":
-        return load_checkpoint(p)[0].to_weights()
-    return Weights.load(p)
+def _describe(module: Any) -> str:
+    """``nn.Sequential(Linear, Tanh, Linear)`` or the class name, for messages."""
+    if isinstance(module, nn.Sequential):
+        return f"nn.Sequential({', '.join(type(layer).__name__ for layer in module)})"
+    return type(module).__name__

@@ -2,7 +2,11 @@
 
 The network is ``scores(x) = V relu(W x + b) + c`` (paper section 2, with biases), with
 ``W`` (m x d), ``b`` (m), ``V`` (k x m), ``c`` (k). All certificate code works on a validated
-:class:`Weights` held in float64, so that bounds are computed in double precision.
+:class:`Weights` held in float64, so that bounds are computed in double precision. Weights are
+validated once, when they are constructed; inside certsdp a :class:`Weights` is trusted.
+
+This module is numpy only: the torch twin (:mod:`certsdp.network.torch_model`) is imported lazily
+by :meth:`Weights.from_torch` and :meth:`Weights.to_torch` alone, so certifying never imports torch.
 """
 
 from __future__ import annotations
@@ -11,19 +15,30 @@ import hashlib
 import numbers
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from certsdp.data.npz import read_npz
 from certsdp.errors import InputError
 
+if TYPE_CHECKING:
+    from certsdp.network.torch_model import TwoLayerNet
+
 WEIGHT_KEYS = ("W", "b", "V", "c")
+NPZ_HINT = "; certsdp needs an .npz with W, b, V, c or a .pt checkpoint/state_dict"
 
 
 def _as_finite_array(name: str, value: object, ndim: int) -> np.ndarray:
+    """``value`` as a finite real float64 array with ``ndim`` dimensions, else :class:`InputError`."""
     try:
-        arr = np.asarray(value, dtype=np.float64)
+        raw = np.asarray(value)
+        # a complex array would lose its imaginary part with only a ComplexWarning
+        arr = None if raw.dtype.kind == "c" else raw.astype(np.float64, copy=False)
     except (TypeError, ValueError) as exc:
         raise InputError(f"weights: {name} is not numeric ({exc})") from None
+    if arr is None:
+        raise InputError(f"weights: {name} is complex ({raw.dtype}); certsdp needs real weights")
     if arr.ndim != ndim:
         raise InputError(f"weights: {name} must be {ndim}-dimensional, got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
@@ -42,6 +57,7 @@ class Weights:
     c: np.ndarray
 
     def __post_init__(self) -> None:
+        """Validate once: finite real arrays of matching shapes, ``k >= 2``; stored read-only float64."""
         W = _as_finite_array("W", self.W, 2)
         b = _as_finite_array("b", self.b, 1)
         V = _as_finite_array("V", self.V, 2)
@@ -135,24 +151,33 @@ class Weights:
     @classmethod
     def load(cls, path: str | Path) -> Weights:
         """Load the ``.npz`` format (keys ``W, b, V, c``); raises :class:`InputError` if it is bad."""
-        p = Path(path)
-        if not p.is_file():
-            raise InputError(f"weights file not found: {p}")
-        try:
-            with np.load(p, allow_pickle=False) as z:
-                missing = [key for key in WEIGHT_KEYS if key not in z.files]
-                if missing:
-                    raise InputError(f"weights file {p} lacks {', '.join(missing)} (has {z.files})")
-                arrays = {key: z[key] for key in WEIGHT_KEYS}
-        except InputError:
-            raise
-        except Exception as exc:  # zipfile.BadZipFile, ValueError, OSError, ...
-            raise InputError(f"weights file {p} is not a valid .npz archive: {exc}") from None
+        arrays = read_npz(path, WEIGHT_KEYS, "weights file", npy_hint=NPZ_HINT)
         try:
             return cls(**arrays)
         except InputError as exc:
-            raise InputError(f"{p}: {exc}") from None
+            raise InputError(f"{path}: {exc}") from None
 
     def save(self, path: str | Path, dtype: type = np.float32) -> None:
         """Save in the ``.npz`` format (float32 by default, like the paper's networks)."""
         np.savez(Path(path), **{key: getattr(self, key).astype(dtype) for key in WEIGHT_KEYS})
+
+    @classmethod
+    def from_torch(cls, module: Any) -> Weights:
+        """The weights of ``nn.Sequential(Linear, ReLU, Linear)`` or a :class:`TwoLayerNet`.
+
+        Anything else raises :class:`InputError`. See :func:`certsdp.network.torch_model.weights_from_module`.
+        """
+        from certsdp.network.torch_model import weights_from_module  # lazy: this module is numpy only
+
+        return weights_from_module(module)
+
+    def to_torch(self, dtype: Any = None) -> TwoLayerNet:
+        """The network as a torch :class:`TwoLayerNet` in ``dtype`` (default ``torch.float32``).
+
+        Imports torch (lazily: this module is numpy only).
+        """
+        import torch
+
+        from certsdp.network.torch_model import TwoLayerNet
+
+        return TwoLayerNet.from_weights(self, dtype=torch.float32 if dtype is None else dtype)

@@ -21,7 +21,11 @@ from certsdp.errors import InputError
 
 
 def check_eps(eps: float) -> float:
-    """Return ``eps`` as a Python float, or raise :class:`InputError` if it is not finite and >= 0."""
+    """Return ``eps`` as a Python float, or raise :class:`InputError` if it is not finite and >= 0.
+
+    This is the one check of a radius in certsdp. ``-0.0`` is returned as ``0.0`` (it is the same
+    radius, and reports should not say ``eps=-0``).
+    """
     if isinstance(eps, (bool, np.bool_)):
         raise InputError(f"eps must be a number, got {eps!r}")
     try:
@@ -32,7 +36,7 @@ def check_eps(eps: float) -> float:
         raise InputError(f"eps must be finite, got {value}")
     if value < 0:
         raise InputError(f"eps must be >= 0, got {value}")
-    return value
+    return value + 0.0  # -0.0 + 0.0 == +0.0; every other value is unchanged
 
 
 def check_clip(clip: tuple[float, float] | None) -> tuple[float, float] | None:

@@ -29,35 +29,47 @@ def cholesky_margin(n: int, trace_upper: float) -> float:
     return up(up(g * trace_upper) / (1.0 - g) * (1.0 + 2.0**-50) + 8.0 * n * TINY)
 
 
+def _finite_margin(n: int, diagonal: np.ndarray) -> float | None:
+    """:func:`cholesky_margin` for the trace of ``diagonal``; None when it is not finite."""
+    try:
+        delta = cholesky_margin(n, sum_up(diagonal))
+    except FloatingPointError:
+        return None
+    return delta if np.isfinite(delta) else None
+
+
 def bipartite_slack_margin(B: np.ndarray, c_T: np.ndarray, c_U: np.ndarray) -> float | None:
     """Try to prove ``H = [[diag(c_T), -B], [-B^T, diag(c_U)]] >= -delta I``; return ``delta`` or None.
 
-    Returns ``None`` when the floating-point Cholesky fails (``H`` is then not certified).
+    Returns ``None`` when the floating-point Cholesky fails or any intermediate (the Schur
+    complement, the trace, the margin) is not finite: ``H`` is then not certified.
     """
-    if not (np.all(c_T > 0) and np.all(c_U > 0)):
+    if not (np.all(c_T > 0) and np.all(c_U > 0) and np.all(np.isfinite(c_T)) and np.all(np.isfinite(c_U))):
         return None
     root = np.sqrt(c_T)
-    L_UT = B / root[:, None]  # rows of T scaled: entries l_{u t} = -B_tu / l_tt (sign irrelevant)
-    schur = -(L_UT.T @ L_UT)
-    schur[np.diag_indices_from(schur)] += c_U
+    with np.errstate(over="ignore", invalid="ignore"):
+        L_UT = B / root[:, None]  # rows of T scaled: entries l_{u t} = -B_tu / l_tt (sign irrelevant)
+        schur = -(L_UT.T @ L_UT)
+        schur[np.diag_indices_from(schur)] += c_U
+    if not np.all(np.isfinite(schur)):
+        return None
     try:
         np.linalg.cholesky(schur)
     except np.linalg.LinAlgError:
         return None
-    trace = sum_up(np.concatenate([c_T, c_U]))
-    return cholesky_margin(B.shape[0] + B.shape[1], trace)
+    return _finite_margin(B.shape[0] + B.shape[1], np.concatenate([c_T, c_U]))
 
 
 def dense_psd_margin(H: np.ndarray) -> float | None:
     """Try to prove the dense symmetric ``H >= -delta I``; return ``delta`` or None."""
     diag = np.diag(H)
-    if not np.all(diag > 0):
+    if not (np.all(diag > 0) and np.all(np.isfinite(H))):
         return None
     try:
         np.linalg.cholesky(H)
     except np.linalg.LinAlgError:
         return None
-    return cholesky_margin(H.shape[0], sum_up(diag))
+    return _finite_margin(H.shape[0], diag)
 
 
 def spectral_norm_upper(W: np.ndarray) -> float:

@@ -36,8 +36,14 @@ def up(x: float | np.ndarray) -> float | np.ndarray:
 
 
 def sum_up(values: np.ndarray | list[float]) -> float:
-    """An upper bound of the exact sum of finite floats (exactly rounded ``fsum``, one ulp up)."""
-    total = math.fsum(np.asarray(values, dtype=np.float64).ravel().tolist())
+    """An upper bound of the exact sum of finite floats (exactly rounded ``fsum``, one ulp up).
+
+    Raises ``FloatingPointError`` when a value or the sum is not finite (never a bound then).
+    """
+    try:
+        total = math.fsum(np.asarray(values, dtype=np.float64).ravel().tolist())
+    except (OverflowError, ValueError):  # an intermediate overflow, or inf - inf
+        raise FloatingPointError("sum_up: the sum exceeds the float64 range") from None
     if not math.isfinite(total):
         raise FloatingPointError("sum_up: non-finite sum")
     return up(total)

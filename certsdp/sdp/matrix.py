@@ -24,9 +24,76 @@ Flipping the sign of ``t`` maps ``M(v)`` to ``M(-v) = -M(v)``, so ``S_ij = S_ji`
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from certsdp.numerics.rounding import TINY, UNIT_ROUNDOFF, gamma, up
+
+#: blocks whose largest entry lies in ``[2^-SCALE_RANGE, 2^SCALE_RANGE]`` are solved unscaled
+SCALE_RANGE = 64
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The ordering ``(1, t_1..t_d, s_1..s_m)`` of ``M``'s rows, and its bipartite split.
+
+    ``one``, ``t`` and ``s`` are the slices of the constant, the inputs and the hidden units in
+    ``M``'s order. The solvers work in *block order* ``(T, U)`` with ``T = t`` and
+    ``U = (constant, s)``, the rows and columns of ``B``; :meth:`split` and :meth:`join` convert.
+    """
+
+    d: int
+    m: int
+
+    @classmethod
+    def of_block(cls, B: np.ndarray) -> Layout:
+        """The layout of ``M`` built from the block ``B`` (d x (1+m))."""
+        return cls(d=int(B.shape[0]), m=int(B.shape[1]) - 1)
+
+    @property
+    def size(self) -> int:
+        """``D = 1 + d + m``."""
+        return 1 + self.d + self.m
+
+    @property
+    def one(self) -> slice:
+        """The constant coordinate (position 0)."""
+        return slice(0, 1)
+
+    @property
+    def t(self) -> slice:
+        """The inputs ``t_1..t_d`` (positions ``1..d``)."""
+        return slice(1, 1 + self.d)
+
+    @property
+    def s(self) -> slice:
+        """The hidden units ``s_1..s_m`` (positions ``d+1..d+m``)."""
+        return slice(1 + self.d, 1 + self.d + self.m)
+
+    def t_index(self) -> np.ndarray:
+        """Positions of ``T`` in ``M``'s order."""
+        return np.arange(1, 1 + self.d)
+
+    def u_index(self) -> np.ndarray:
+        """Positions of ``U = (constant, hidden)`` in ``M``'s order."""
+        return np.r_[0, np.arange(1 + self.d, self.size)]
+
+    def split(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(y_T, y_U)`` from ``y`` in ``M``'s order (rows: a vector or a row-stacked factor)."""
+        return y[self.t], np.concatenate([y[self.one], y[self.s]])
+
+    def join(self, y_T: np.ndarray, y_U: np.ndarray) -> np.ndarray:
+        """``y`` in ``M``'s order from its block parts ``y_T`` (d rows) and ``y_U`` (1 + m rows)."""
+        out = np.empty((self.size, *np.shape(y_T)[1:]), dtype=np.result_type(y_T, y_U))
+        out[self.one] = y_U[:1]
+        out[self.t] = y_T
+        out[self.s] = y_U[1:]
+        return out
+
+    def from_block_order(self, y: np.ndarray) -> np.ndarray:
+        """``y`` in ``M``'s order from ``y`` stacked in block order ``(T, U)`` (the solvers' order)."""
+        return self.join(y[: self.d], y[self.d:])
 
 
 def coupling_block(W: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -67,16 +134,46 @@ def sdp_matrix(W: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 def sdp_matrix_from_block(B: np.ndarray) -> np.ndarray:
     """Dense ``M`` from its bipartite block ``B`` (d x (1+m)), ordered ``(1, t, s)``."""
-    d, m1 = B.shape
-    D = d + m1
-    M = np.zeros((D, D))
-    t = np.arange(1, 1 + d)
-    u = np.r_[0, np.arange(1 + d, D)]
+    layout = Layout.of_block(B)
+    t, u = layout.t_index(), layout.u_index()
+    M = np.zeros((layout.size, layout.size))
     M[np.ix_(t, u)] = B
     M[np.ix_(u, t)] = B.T
     return M
 
 
-def split_index(d: int, m: int) -> tuple[np.ndarray, np.ndarray]:
-    """Positions in ``M``'s ordering of the input block ``T`` and of ``U = (constant, hidden)``."""
-    return np.arange(1, 1 + d), np.r_[0, np.arange(1 + d, 1 + d + m)]
+def scale_exponent(B: np.ndarray) -> int:
+    """An even ``e`` with ``max |B| 2^-e`` in ``[1, 4)``, or 0 when ``B`` needs no scaling.
+
+    ``S(2^-e M) = 2^-e S(M)`` and scaling by a power of two is exact in floating point (barring
+    underflow), so a block far from 1 (``W, V ~ 1e100``, or entries near the subnormal range) is
+    solved and certified as ``2^-e B``. Blocks with ``max |B|`` in ``[2^-64, 2^64]``, every
+    trained network, are left alone. ``e`` is even so that ``sqrt`` of a scaled dual vector is
+    scaled exactly too.
+    """
+    top = float(np.max(np.abs(B))) if B.size else 0.0
+    if top == 0.0 or 2.0**-SCALE_RANGE <= top <= 2.0**SCALE_RANGE:
+        return 0
+    exponent = np.frexp(top)[1] - 1  # top = f 2^exponent, f in [1, 2)
+    return int(exponent - (exponent % 2))
+
+
+def scaling_error(d: int, m1: int, exponent: int) -> float:
+    """Bound on ``sum |M_kl 2^-e - fl(M_kl 2^-e)|``: entries that underflow when scaled down.
+
+    Scaling down (``e > 0``) rounds each entry of ``B`` by at most half the subnormal spacing
+    ``2^-1075``; ``M`` holds ``B`` twice. Scaling up is exact.
+    """
+    return 2.0 * d * m1 * 2.0**-1074 if exponent > 0 else 0.0
+
+
+def primal_value(B: np.ndarray, X_T: np.ndarray, X_U: np.ndarray) -> float:
+    """``<M, X X^T> = sum_i <x_i, (M X)_i>`` for a factor ``X = (X_T; X_U)`` in block order (float64).
+
+    Evaluated on the scaled block (:func:`scale_exponent`) and scaled back, as the solver does. It
+    is not rounded: a primal value only reports the gap, it never enters a bound.
+    """
+    exponent = scale_exponent(B)
+    Bs = np.ldexp(B, -exponent) if exponent else B
+    value = float(np.einsum("ij,ij->", X_T, Bs @ X_U) + np.einsum("ij,ij->", X_U, Bs.T @ X_T))
+    return float(np.ldexp(value, exponent))

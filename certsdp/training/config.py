@@ -7,8 +7,8 @@ The total training loss of one step, for a batch ``(x, y)`` and (for fro/spectra
 ``reg``         loss
 ==============  ==============================================================================
 ``none``        ``objective(f(x), y)``
-``fro``         ``objective + reg_lambda * (||W||_F + mean_{j != i} ||V_i - V_j||_2)``
-``spectral``    ``objective + reg_lambda * (||W||_2 + mean_{j != i} ||V_i - V_j||_2)``
+``fro``         ``objective + reg_lambda * (||W||_F + mean_{j != i} ||V_i - V_j||_2)`` (eq. 17)
+``spectral``    ``objective + reg_lambda * (||W||_2 + mean_{j != i} ||V_i - V_j||_2)`` (eq. 18)
 ``sdp``         ``objective + reg_lambda * sum_{j != i} w_ij (D lambda_max^+(M_ij - diag c_ij)
                 + 1^T max(c_ij, 0))`` (eq. 15; ``w_ij`` all 1 unless ``sdp_weighted``)
 ``at``          ``objective + at_weight * CE(f(x_adv), y)`` with ``x_adv`` from PGD (``at_eps``,
@@ -18,41 +18,30 @@ The total training loss of one step, for a batch ``(x, y)`` and (for fro/spectra
 ``lp``          the Wong & Kolter robust loss at ``lp_eps`` alone (``objective`` must be ``ce``)
 ==============  ==============================================================================
 
-(see :mod:`certsdp.training.losses`). ``reg_lambda`` is used by fro, spectral and sdp only and must be 0
-otherwise. ``objective`` is ``ce`` (softmax cross-entropy) or ``hinge`` (Crammer-Singer multiclass
-hinge), averaged over the mini-batch, or summed over it with ``loss_reduction="sum"``.
+(one class per row: :mod:`certsdp.training.regularizers`). ``reg_lambda`` is used by fro, spectral
+and sdp only and must be 0 otherwise. ``objective`` is ``ce`` (softmax cross-entropy) or ``hinge``
+(Crammer-Singer multiclass hinge), averaged over the mini-batch, or summed over it with
+``loss_reduction="sum"``.
 
-Summed loss for SDP-NN. Eq. 15 writes the data term as a sum over the training examples,
-``sum_n l(f(x_n), y_n) + sum_ij lambda_ij (...)``, and the SDP-NN configs follow it: the hinge loss
-is summed over the batch of 50 and ``reg_lambda = 0.05`` weighs the regularizer against that sum.
-With a batch mean instead, the regularizer is 50 times stronger, and this is what we first trained:
-after 11 epochs the clean error was 22% and rising, with trained bounds ~5x smaller than those of the
-paper's network. The paper's own SDP-NN agrees with the sum: at a stationary point the derivative of
-the loss along ``(V, c) -> a (V, c)`` (which scales every margin and every ``S_ij`` by ``a``)
-vanishes, i.e. ``E[1{margin < 1} margin] = lambda_mean x mean_i sum_{j != i} S_ij`` for a batch-mean
-hinge, and on the paper's network (first 20,000 training images, exact pair SDPs) this gives
-``lambda_mean = 1.1e-3``, i.e. 0.054 / 50 (an estimate: Adam stops near a stationary point, and the
-paper weighs the pairs); our SDP-NN trained with the sum gives 0.043 / 50
-(``benchmarks/loss_balance.py``).
-The other configurations keep the batch mean (their regularizers are not eq. 15).
+The SDP-NN configs sum the data term over the batch, as eq. 15 writes it
+(``sum_n l(f(x_n), y_n) + sum_ij lambda_ij (...)``): the hinge loss is summed over the batch of 50
+and ``reg_lambda = 0.05`` weighs the regularizer against that sum. The other configurations keep the
+batch mean (their regularizers are not eq. 15). Why the sum, and how the paper's own SDP-NN agrees
+with it: ``docs/training.md``.
 
-``sdp_iters`` bounds the LOBPCG iterations per pair and step (:class:`certsdp.training.sdp_regularizer.
-SDPDualRegularizer`, warm-started from the previous visit of the pair); it changes only the quality
-of the training signal, never a reported bound. Measured in the SDP-NN run at epoch 3 (1 thread):
-every step used all 12 iterations of the regularizer's default (its absolute residual tolerance
-1e-4 is never met while ``c`` is in the hundreds), 108 ms per step, i.e. 3.4 h per run. With 4
-iterations a step costs 46 ms and the tracked ``lambda_max`` is within 6.6e-5 (median; max 3.7e-3)
-of the exact one, i.e. ``D |error|`` ~0.08 (max ~5) on pair bounds of ~210 mid-training
-(``benchmarks/bench_lambda_max.py``, README). Hence 4.
+``sdp_iters`` bounds the LOBPCG iterations per pair and step of the SDP regularizer
+(:class:`certsdp.training.sdp_regularizer.SDPDualRegularizer`, warm-started from the previous visit
+of the pair); it changes only the quality of the training signal, never a reported bound. 4 is the
+measured compromise between speed and tracking accuracy (``docs/training.md``,
+``benchmarks/bench_lambda_max.py``).
 
 Optimiser: Adam with learning rate ``lr * lr_decay ** (epoch // lr_step_epochs)``. The paper's
-networks all use the schedule given in the issue, ``1e-3 -> 1e-5``, multiplied by 0.1 every 30
-epochs, hence 90 epochs. The batch size (50, as in Madry et al. and Wong & Kolter on MNIST) is our
-choice; the paper does not state it.
+networks all use ``1e-3 -> 1e-5``, multiplied by 0.1 every 30 epochs, hence 90 epochs. The batch
+size (50, as in Madry et al. and Wong & Kolter on MNIST) is our choice; the paper does not state it.
 
 For ``sdp`` with ``sdp_weighted`` the pair weights ``w_ij`` start at 1 and are refreshed every
 ``weight_refresh_epochs`` epochs from how often each pair attains the max of eq. 12 at ``sdp_eps``
-on the training data (see :mod:`certsdp.training.loop`).
+on the training data (see :mod:`certsdp.training.regularizers.sdp`).
 """
 
 from __future__ import annotations
@@ -62,14 +51,11 @@ import math
 from dataclasses import dataclass
 
 from certsdp.errors import InputError
+from certsdp.validation import is_int
 
 OBJECTIVES = ("ce", "hinge")
 REGULARIZERS = ("none", "fro", "spectral", "sdp", "at", "lp")
 REDUCTIONS = ("mean", "sum")
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -107,13 +93,15 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise InputError(f"config name must be a non-empty string, got {self.name!r}")
-        if self.objective not in OBJECTIVES:
-            raise InputError(f"objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
-        if self.loss_reduction not in REDUCTIONS:
-            raise InputError(f"loss_reduction must be one of {', '.join(REDUCTIONS)}, "
-                             f"got {self.loss_reduction!r}")
-        if self.reg not in REGULARIZERS:
-            raise InputError(f"reg must be one of {', '.join(REGULARIZERS)}, got {self.reg!r}")
+        for field, allowed in (("objective", OBJECTIVES), ("loss_reduction", REDUCTIONS),
+                               ("reg", REGULARIZERS)):
+            if getattr(self, field) not in allowed:
+                raise InputError(f"{field} must be one of {', '.join(allowed)}, got {getattr(self, field)!r}")
+        self._check_numbers()
+        self._check_counts()
+        self._check_combination()
+
+    def _check_numbers(self) -> None:
         for field in ("reg_lambda", "sdp_eps", "at_eps", "at_step", "at_weight", "lp_eps", "lr", "lr_decay"):
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
@@ -122,18 +110,26 @@ class TrainConfig:
                 raise InputError(f"{field} must be >= 0, got {value!r}")
         if self.lr <= 0:
             raise InputError(f"lr must be > 0, got {self.lr!r}")
-        positive = ("weight_refresh_epochs", "sdp_iters", "at_steps", "epochs", "batch_size",
-                    "lr_step_epochs", "hidden")
-        for field in positive:
+
+    def _set_int(self, field: str, ok: bool, wanted: str) -> None:
+        """Check an integer field (numpy integers accepted, stored as ``int``)."""
+        value = getattr(self, field)
+        if not ok:
+            raise InputError(f"{field} must be {wanted}, got {value!r}")
+        object.__setattr__(self, field, int(value))  # frozen: as an int, so that it serialises as one
+
+    def _check_counts(self) -> None:
+        for field in ("weight_refresh_epochs", "sdp_iters", "at_steps", "epochs", "batch_size",
+                      "lr_step_epochs", "hidden"):
             value = getattr(self, field)
-            if not _is_int(value) or value < 1:
-                raise InputError(f"{field} must be an integer >= 1, got {value!r}")
-        if not _is_int(self.seed) or not 0 <= self.seed < 2**32:
-            raise InputError(f"seed must be an integer in [0, 2**32), got {self.seed!r}")
+            self._set_int(field, is_int(value) and value >= 1, "an integer >= 1")
+        self._set_int("seed", is_int(self.seed) and 0 <= self.seed < 2**32, "an integer in [0, 2**32)")
         for field in ("train_limit", "eval_limit"):
             value = getattr(self, field)
-            if value is not None and (not _is_int(value) or value < 1):
-                raise InputError(f"{field} must be None or an integer >= 1, got {value!r}")
+            if value is not None:
+                self._set_int(field, is_int(value) and value >= 1, "None or an integer >= 1")
+
+    def _check_combination(self) -> None:
         if not isinstance(self.sdp_weighted, bool):
             raise InputError(f"sdp_weighted must be a bool, got {self.sdp_weighted!r}")
         if self.sdp_weighted and self.reg != "sdp":

@@ -1,18 +1,19 @@
-"""A training step captured once as a CUDA graph and replayed, for adversarial training on a GPU.
+"""A training step captured once as a CUDA graph and replayed, for NT-NN and AT-NN on a GPU.
 
-One AT-NN step (section 6: cross-entropy + 0.5 x the cross-entropy at a 40-step PGD point) is
-about 1,500 small kernels on a batch of 50: 41 forward/backward passes of a 784-500-10 network, each
-with its ranking and projection. Each kernel does a few microseconds of work, so launched one by one
-from Python a GPU step is bound by launch and interpreter overhead, not by the GPU. A CUDA graph
-records the whole step (loss, backward, optimizer step) once and replays it with a single launch;
-only copying the next batch into the graph's input tensors happens outside it. The gradients are
-set to None just before the capture, so the captured backward writes fresh gradient buffers of the
-graph's own on every replay (nothing accumulates, and no zero_grad is needed inside the graph).
+A step of adversarial training launches about 1,500 small kernels (41 forward/backward passes of
+the network on a batch of 50), so launched one by one from Python it is bound by launch overhead
+(``docs/training.md``). A CUDA graph records the whole step (loss, backward, optimizer step) once and
+replays it with a single launch; only copying the next batch into the graph's input tensors happens
+outside it. The gradients are set to None just before the capture, so the captured backward writes
+fresh gradient buffers of the graph's own on every replay (nothing accumulates, and no zero_grad is
+needed inside the graph).
 
-What a captured step needs, and what :func:`certsdp.training.loop.train` checks before using one:
+What a captured step needs, and what :class:`certsdp.training.step.StepRunner` ensures before using
+one:
 
 * no host synchronisation and no host-side randomness inside the loss (the PGD of
-  :func:`certsdp.attacks.engine.pgd_unchecked` takes its random start as an input tensor);
+  :func:`certsdp.attacks.pgd_unchecked` takes its random start as an input tensor): the
+  regularizer's ``graph_capturable``;
 * fixed shapes: a batch of another size (the last one of an epoch) runs eagerly;
 * an optimizer with ``capturable=True`` (its step counter lives on the GPU); a float learning rate is
   baked into the graph, so the caller captures again when it changes.

@@ -17,11 +17,16 @@ The SDP regularizer (eq. 15) is :class:`certsdp.training.sdp_regularizer.SDPDual
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
+from certsdp.attacks import attack_settings, pgd_unchecked
+from certsdp.errors import InputError
+
 __all__ = [
+    "OBJECTIVES",
     "cross_entropy",
     "multiclass_hinge",
     "frobenius_reg",
@@ -50,6 +55,10 @@ def multiclass_hinge(logits: torch.Tensor, y: torch.Tensor, reduction: str = "me
     correct = logits.gather(1, y[:, None]).squeeze(1)
     wrong = logits.scatter(1, y[:, None], -math.inf).amax(dim=1)  # one kernel; one_hot needs three
     return _reduce(torch.relu(1.0 + wrong - correct), reduction)
+
+
+OBJECTIVES: dict[str, Callable[..., torch.Tensor]] = {"ce": cross_entropy, "hinge": multiclass_hinge}
+"""The data terms by :attr:`certsdp.training.config.TrainConfig.objective`."""
 
 
 def _pair_v_norms(net: torch.nn.Module, i: int) -> torch.Tensor:
@@ -153,7 +162,7 @@ def at_loss(
     noise: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Cross-entropy at PGD adversarial examples (one random start; the points of :func:`certsdp.
-    attacks.pgd` with ``restarts=1``, computed by :func:`certsdp.attacks.engine.pgd_unchecked`).
+    attacks.pgd` with ``restarts=1``, computed by :func:`certsdp.attacks.pgd_unchecked`).
 
     The attack ascends the cross-entropy with ``steps`` signed steps of size ``step`` in the unclipped
     box ``|x~ - x|_inf <= eps`` (the package's attack model) and keeps the worst point visited. The
@@ -168,9 +177,6 @@ def at_loss(
     that would need the values on the host: finite inputs and labels in range (the training loop
     takes them from validated MNIST).
     """
-    from certsdp.attacks.engine import attack_settings, pgd_unchecked
-    from certsdp.errors import InputError
-
     settings = attack_settings("pgd", eps, steps, step, 1)
     eps = float(eps)
     x = x.flatten(1).to(net.hidden.weight.dtype)
