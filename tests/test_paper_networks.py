@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from certsdp.cli import nets as cli_nets
 from certsdp.data import paper_networks as pn
 from certsdp.data.tensor_bundle import TABLE_MAGIC, crc32c, mask_crc, read_bundle
 from certsdp.errors import InputError
@@ -130,9 +129,7 @@ def mirror(tmp_path: Path) -> tuple[str, pn.PaperNetwork, dict[str, np.ndarray]]
 
 
 def run_cli(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
-    """``certsdp ARGV`` through the real entry point, with ``nets`` registered if main.py lacks it."""
-    if cli_nets not in cli_main.COMMANDS:
-        monkeypatch.setattr(cli_main, "COMMANDS", (*cli_main.COMMANDS, cli_nets))
+    """``certsdp ARGV`` through the real entry point."""
     return cli_main.main(argv)
 
 

@@ -11,10 +11,16 @@ import argparse
 import sys
 from typing import Any
 
+import torch
+
+from certsdp.attacks.registry import attack_class
+from certsdp.attacks.report import report_attack
 from certsdp.attacks.settings import DEFAULT_RESTARTS, DEFAULT_STEPS, SPECS, STEP_SIZE_FACTOR, AttackSpec
 from certsdp.cli._dataset import add_dataset_arguments, load_dataset
 from certsdp.cli._output import check_output, write_json
 from certsdp.errors import InputError
+from certsdp.network.loading import load_network
+from certsdp.network.torch_model import TwoLayerNet
 from certsdp.numerics.box import check_eps
 
 DEFAULT_ATTACK = "pgd"
@@ -62,13 +68,6 @@ def _options(args: argparse.Namespace, spec: AttackSpec) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    # imported here: they import torch, which the other subcommands (certify) must not load
-    import torch
-
-    from certsdp.attacks.registry import attack_class
-    from certsdp.attacks.report import report_attack
-    from certsdp.network.loading import load_network
-    from certsdp.network.torch_model import TwoLayerNet
 
     check_eps(args.eps)
     out = check_output(args.out) if args.out is not None else None

@@ -7,6 +7,7 @@ import argparse
 from certsdp.cli._dataset import add_dataset_arguments, load_dataset
 from certsdp.cli._output import check_output
 from certsdp.errors import InputError
+from certsdp.experiments.evaluate import evaluate_and_record
 from certsdp.network.loading import load_network
 
 
@@ -32,8 +33,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate the network, write ``--out`` and update the manifest; print the errors."""
-    # imported here: it imports torch, which the other subcommands (certify) must not load
-    from certsdp.experiments.evaluate import evaluate_and_record
 
     check_output(args.out)
     if args.seed < 0:

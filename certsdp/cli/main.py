@@ -1,8 +1,11 @@
 """The ``certsdp`` command line.
 
-Each subcommand lives in its own module under :mod:`certsdp.cli` and exposes
-``register(subparsers)``, which adds its parser and sets ``func`` to a callable taking the parsed
-arguments and returning an exit code. Every error is one line on stderr, never a usage block or a
+Each subcommand lives in its own module under :mod:`certsdp.cli` (named in :data:`COMMANDS`) and
+exposes ``register(subparsers)``, which adds its parser and sets ``func`` to a callable taking the
+parsed arguments and returning an exit code. Only the module of the subcommand being run is
+imported (all of them for ``certsdp --help``): this is the one place where certsdp imports lazily,
+so that the numpy-only ``certsdp certify`` never loads torch, which ``attack``, ``train`` and
+``evaluate`` import at their top. Every error is one line on stderr, never a usage block or a
 traceback: a bad flag (argparse) and bad input (:class:`certsdp.errors.InputError`) exit with code 2,
 a diverged training run (:class:`certsdp.errors.TrainingDiverged`) with code 3.
 
@@ -17,16 +20,24 @@ Two rules hold for every subcommand, so they are applied here once:
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
 from certsdp import __version__
-from certsdp.cli import attack, certify, data, evaluate, nets, train
 from certsdp.errors import InputError, TrainingDiverged
 from certsdp.numerics.box import check_eps
 
-COMMANDS = (certify, attack, train, evaluate, data, nets)
+#: subcommand -> the module that implements it, in the order of ``certsdp --help``
+COMMANDS = {
+    "certify": "certsdp.cli.certify",
+    "attack": "certsdp.cli.attack",
+    "train": "certsdp.cli.train",
+    "evaluate": "certsdp.cli.evaluate",
+    "data": "certsdp.cli.data",
+    "nets": "certsdp.cli.nets",
+}
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -51,16 +62,17 @@ def eps_value(text: str) -> float:
         raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}") from None
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``certsdp`` parser with every subcommand of :data:`COMMANDS`."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``certsdp`` parser: with ``command`` (a key of :data:`COMMANDS`) only that subcommand's
+    module is imported and registered; otherwise every subcommand's."""
     parser = OneLineParser(
         prog="certsdp",
         description="Certified defenses against adversarial examples (Raghunathan et al., ICLR 2018).",
     )
     parser.add_argument("--version", action="version", version=f"certsdp {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in COMMANDS:
-        module.register(sub)
+    for name in [command] if command in COMMANDS else COMMANDS:
+        importlib.import_module(COMMANDS[name]).register(sub)
     for command in sub.choices.values():
         for action in command._actions:  # argparse has no public accessor for a parser's actions
             if "--eps" in action.option_strings:
@@ -100,9 +112,10 @@ def _empty_flag(args: argparse.Namespace) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``certsdp`` on ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
-    parser = build_parser()
+    argv = _join_negative_values(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(next((arg for arg in argv if not arg.startswith("-")), None))
     try:
-        args = parser.parse_args(_join_negative_values(sys.argv[1:] if argv is None else argv))
+        args = parser.parse_args(argv)
     except SystemExit as exc:  # a refused command line (2, one line already printed), --help, --version
         return int(exc.code or 0)
     empty = _empty_flag(args)

@@ -1,8 +1,4 @@
-"""``certsdp train``: train one of the paper's networks (or a tiny test config) on MNIST.
-
-:mod:`certsdp.training` (torch) is imported when the subcommand runs, not when the parser is built:
-the command line is also the numpy-only ``certsdp certify``, which never imports torch.
-"""
+"""``certsdp train``: train one of the paper's networks (or a tiny test config) on MNIST."""
 
 from __future__ import annotations
 
@@ -10,12 +6,18 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from certsdp.errors import InputError
-
-if TYPE_CHECKING:
-    from certsdp.training import TrainConfig
+from certsdp.training import (
+    CHECKPOINT_NAME,
+    CONFIGS,
+    METRICS_NAME,
+    WEIGHTS_NAME,
+    TrainConfig,
+    get_config,
+    train,
+)
+from certsdp.training.regularizers import regularizer_class
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -56,7 +58,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _describe_rows(configs: list[TrainConfig]) -> list[str]:
     """One aligned line per configuration (``--list``)."""
-    from certsdp.training.regularizers import regularizer_class  # torch: see the module docstring
 
     header = ("name", "loss", "regularizer", "network", "epochs", "batch", "training images")
     rows = [header] + [
@@ -72,9 +73,6 @@ def _describe_rows(configs: list[TrainConfig]) -> list[str]:
 
 def _overrides(args: argparse.Namespace, name: str) -> dict[str, tuple[str, object]]:
     """``field -> (flag, value)`` for --epochs, --hidden and --eps."""
-    from certsdp.training import CONFIGS
-    from certsdp.training.regularizers import regularizer_class
-
     overrides: dict[str, tuple[str, object]] = {}
     if args.epochs is not None:
         overrides["epochs"] = ("--epochs", args.epochs)
@@ -91,7 +89,6 @@ def _overrides(args: argparse.Namespace, name: str) -> dict[str, tuple[str, obje
 
 def _config(args: argparse.Namespace) -> TrainConfig:
     """The named configuration with the command line's overrides, validated by :class:`TrainConfig`."""
-    from certsdp.training import CONFIGS, get_config
 
     if not args.config:
         raise InputError(f"--config is required; choose one of {', '.join(CONFIGS)} (or pass --list)")
@@ -106,7 +103,6 @@ def _config(args: argparse.Namespace) -> TrainConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from certsdp.training import CHECKPOINT_NAME, CONFIGS, METRICS_NAME, WEIGHTS_NAME, train
 
     if args.list:
         print("\n".join(_describe_rows(list(CONFIGS.values()))))
