@@ -112,3 +112,21 @@ def test_bad_input_is_one_line_exit_2(case: str, net_and_inputs, tmp_path: Path,
     err = capsys.readouterr().err.strip()
     assert rc == 2
     assert err.count("\n") == 0 and err.startswith("certsdp certify: error:")
+
+
+def test_bound_options_reach_the_bound(net_and_inputs, tmp_path: Path, capsys) -> None:
+    """``--bound-option iters=0`` makes alpha-CROWN plain CROWN (same bounds); bad options are one line."""
+    net, inputs = net_and_inputs
+    bounds = {}
+    for method, extra in (("crown", []), ("alpha-crown", ["--bound-option", "iters=0"])):
+        out = tmp_path / f"{method}.json"
+        assert main(["certify", "--weights", str(net), "--eps", "0.05", "--method", method, "--inputs",
+                     str(inputs), "--out", str(out), "--no-progress", *extra]) == 0
+        bounds[method] = json.loads(out.read_text())["bounds"]
+    assert bounds["crown"] == bounds["alpha-crown"]
+    for bad in ("iters", "no_such=1", "iters=-1"):
+        capsys.readouterr()
+        assert main(["certify", "--weights", str(net), "--eps", "0.05", "--method", "alpha-crown",
+                     "--inputs", str(inputs), "--no-progress", "--bound-option", bad]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "error" in err

@@ -45,6 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="sdp with --sdp-solver reference: which form of the SDP cvxpy solves")
     p.add_argument("--sdp-table", help="sdp: .npz cache of the pair table; re-checked when loaded, "
                    "written when absent")
+    p.add_argument("--bound-option", action="append", default=[], metavar="NAME=VALUE",
+                   help="an option of the chosen bound, repeatable (e.g. alpha-crown: iters=100, lr=0.1; "
+                   "lp-triangle: time_limit=5); numbers are read as int or float")
     p.add_argument("--out", help="write the JSON report here")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=run)
@@ -69,7 +72,10 @@ def run(args: argparse.Namespace) -> int:
     progress = not args.no_progress
     table = _pair_table(args, weights, progress) if args.method == "sdp" else None
     clip = (0.0, 1.0) if args.clip else None
-    result = certify(weights, X, y, args.eps, args.method, clip=clip, table=table, progress=progress)
+    options = _bound_options(args.bound_option)
+    if args.method == "sdp":
+        options["table"] = table
+    result = certify(weights, X, y, args.eps, args.method, clip=clip, progress=progress, **options)
     report = result.to_json()
     report["weights"] = str(args.weights)
     report["weights_sha256"] = weights.content_hash()
@@ -77,6 +83,27 @@ def run(args: argparse.Namespace) -> int:
         write_json(args.out, report)
     print(_summary(args.method, result), file=sys.stdout)
     return 0
+
+
+def _bound_options(items: list[str]) -> dict[str, object]:
+    """``["iters=100", "lr=0.1"]`` -> ``{"iters": 100, "lr": 0.1}`` (the bound checks names and values)."""
+    options: dict[str, object] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or not name:
+            raise InputError(f"--bound-option must be NAME=VALUE, got {item!r}")
+        options[name.replace("-", "_")] = _number(text)
+    return options
+
+
+def _number(text: str) -> object:
+    """``text`` as an int, else a float, else the string itself."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 def _pair_table(args: argparse.Namespace, weights: Weights, progress: bool) -> PairTable:
