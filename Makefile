@@ -45,8 +45,12 @@ test: setup
 
 reproduce: setup
 	mkdir -p results $(NB_OUT)
-	cd notebooks && for nb in [0-9][0-9]_*.ipynb; do \
-	  $(abspath $(BIN))/papermill -k python3 --cwd . $$nb $(NB_OUT)/$$nb $(NB_PARAMS) || exit 1; done
+	@cd notebooks && total=$$(date +%s) && for nb in [0-9][0-9]_*.ipynb; do \
+	  start=$$(date +%s); echo "[reproduce $(PROFILE)] $$nb ..."; \
+	  $(abspath $(BIN))/papermill -k python3 --cwd . --no-progress-bar $$nb $(NB_OUT)/$$nb $(NB_PARAMS) \
+	    > $(NB_OUT)/.$$nb.log 2>&1 || { tail -30 $(NB_OUT)/.$$nb.log; exit 1; }; \
+	  echo "[reproduce $(PROFILE)] $$nb done in $$(( $$(date +%s) - start )) s"; done; \
+	echo "[reproduce $(PROFILE)] all notebooks in $$(( $$(date +%s) - total )) s"
 	for net in sdp_nn lp_nn; do for method in sdp lp; do \
 	  $(BIN)/certsdp certify --weights $(NETS)/$$net.npz --eps 0.1 --method $$method \
 	    --sdp-table results/$$net.sdp_table.npz --out results/original_$${net}_$$method.json || exit 1; \
