@@ -15,6 +15,7 @@ Where each concept lives (``ls certsdp``):
                     and :func:`certify`
 ``attacks``         FGSM, PGD, CW (torch) and their cache
 ``training``        the paper's training objectives and the epoch loop
+``verify``          complete verification: attacks, certificates, MILP and a rigorous branch and bound
 ``experiments``     the figures and tables of the paper, the notebooks' shared logic
 ``cli``             the ``certsdp`` command
 ==================  =====================================================================
@@ -52,6 +53,7 @@ _EXPORTS = {
     "train": "certsdp.training",
     "get_config": "certsdp.training",
     "TrainConfig": "certsdp.training",
+    "verify": "certsdp.verify",
 }
 
 __all__ = ["InputError", "TrainingDiverged", "__version__", *_EXPORTS]

@@ -37,6 +37,7 @@ COMMANDS = {
     "evaluate": "certsdp.cli.evaluate",
     "data": "certsdp.cli.data",
     "nets": "certsdp.cli.nets",
+    "verify": "certsdp.cli.verify",
 }
 
 

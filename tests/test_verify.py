@@ -1,0 +1,189 @@
+"""``certsdp.verify``: exact verdicts on tiny networks, rigorous bounds, witnesses that are real.
+
+References: :mod:`certsdp.bounds.exact` (the scipy/HiGHS MILP maximum of each margin, a float
+reference, compared with a 1e-6 slack; points within it of a tie are skipped).
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import random_weights
+
+import certsdp.verify.pipeline as pipeline
+from certsdp.bounds.exact import lp_relaxation_max_pair, milp_max_pair
+from certsdp.bounds.lp import lp_pair_upper
+from certsdp.verify import verify
+from certsdp.verify.bab import TargetOutcome
+from certsdp.verify.leaf_bound import ACTIVE, FREE, INACTIVE, TargetProblem, crown_slopes, leaf_bound
+from certsdp.verify.milp import MilpOutcome
+from certsdp.verify.region import PointBox, inner_box, margins
+from certsdp.verify.slopes import best_slopes
+
+CLIPS = [None, (0.0, 1.0)]
+TIE = 1e-6
+
+
+def _reference(weights, x, y, eps, clip) -> float:
+    """The exact ``max_{i != y} max_box g_i`` (MILP reference)."""
+    return max(milp_max_pair(weights, x, i, y, eps, clip) for i in range(weights.k) if i != y)
+
+
+def _expected(weights, x, y, eps, clip) -> str | None:
+    """The true verdict, or None for a point within TIE of a tie (not checked)."""
+    if float(np.max(margins(weights, x, y))) >= 0:
+        return "misclassified"
+    ref = _reference(weights, x, y, eps, clip)
+    if abs(ref) < TIE:
+        return None
+    return "not_robust" if ref >= 0 else "robust"
+
+
+def _rows(out: Path) -> dict[int, list[str]]:
+    lines = (out / "verdicts.csv").read_text().splitlines()
+    assert lines[0] == "index,label,verdict,decided_by,upper,lower,seconds"
+    return {int(line.split(",")[0]): line.split(",") for line in lines[1:]}
+
+
+def _in_real_box(z: np.ndarray, x: np.ndarray, eps: float, clip) -> bool:
+    """Exact (rational) check of ``|z - x|_inf <= eps`` and, with clip, ``z in [0, 1]^d``."""
+    e = Fraction(eps)
+    for zt, xt in zip(z.tolist(), x.tolist(), strict=True):
+        if abs(Fraction(zt) - Fraction(xt)) > e:
+            return False
+        if clip is not None and not clip[0] <= zt <= clip[1]:
+            return False
+    return True
+
+
+def _points(weights, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    X = np.random.default_rng(seed).uniform(0, 1, (n, weights.d))
+    y = weights.scores(X).argmax(axis=1)
+    y[0] = (y[0] + 1) % weights.k  # one misclassified point
+    return X, y
+
+
+def test_inner_box_lies_in_the_real_box_and_outer_contains_it() -> None:
+    rng = np.random.default_rng(0)
+    for clip in CLIPS:
+        x = rng.uniform(0, 1, 50)
+        x[:5] = [0.0, 1.0, 0.1, 0.7, 1e-17]
+        for eps in (0.1, 0.3, 1e-9):
+            lo, hi = inner_box(x, eps, clip)
+            assert np.all(lo <= x) and np.all(x <= hi)
+            assert _in_real_box(lo, x, eps, clip) and _in_real_box(hi, x, eps, clip)
+            box = PointBox.around(random_weights(0, 50, 4, 3), x, eps, clip)
+            assert np.all(box.c - box.r <= lo) and np.all(hi <= box.c + box.r)
+
+
+@pytest.mark.parametrize("clip", CLIPS)
+def test_leaf_bound_is_sound_for_any_slopes_and_tight_with_lp_slopes(clip) -> None:
+    rng = np.random.default_rng(1)
+    for seed in range(6):
+        w = random_weights(seed, 3, 7, 3)
+        x, eps = rng.uniform(0, 1, 3), 0.3
+        box = PointBox.around(w, x, eps, clip)
+        samples = box.project(rng.uniform(box.lo_in, box.hi_in, (4000, 3)))
+        Z = samples @ w.W.T + w.b
+        for target in (1, 2):
+            p = TargetProblem.build(w, box, target, 0)
+            g = margins(w, samples, 0)[:, target]
+            lo, hi = p.intervals(np.full(p.v.size, FREE))
+            s, _ = best_slopes(p, lo, hi, None)
+            root = leaf_bound(p, lo, hi, s)
+            assert lp_relaxation_max_pair(w, x, target, 0, eps, clip) - 1e-9 <= root
+            assert root <= lp_relaxation_max_pair(w, x, target, 0, eps, clip) + 1e-6
+            assert root <= lp_pair_upper(w, x, target, 0, eps, clip) + 1e-9
+            for _ in range(20):  # random leaves, random (even absurd) slopes: still upper bounds
+                phases = np.where(p.unstable, rng.choice([FREE, ACTIVE, INACTIVE], p.v.size), FREE)
+                lo, hi = p.intervals(phases)
+                z = Z[:, p.live]
+                inside = np.all(np.where(phases == ACTIVE, z >= 0, True)
+                                & np.where(phases == INACTIVE, z <= 0, True), axis=1)
+                top = g[inside].max() if inside.any() else -np.inf
+                for slopes in (crown_slopes(p.v, lo, hi), rng.normal(0, 3, p.v.size),
+                               best_slopes(p, lo, hi, None)[0]):
+                    assert leaf_bound(p, lo, hi, slopes) >= top
+
+
+@pytest.mark.parametrize("clip", CLIPS)
+def test_exact_verdicts_and_real_witnesses(clip, tmp_path: Path) -> None:
+    """MILP + branch and bound alone (no attacks, no certificates) decide every point exactly."""
+    eps = 0.15
+    checked = 0
+    for seed in range(4):
+        w = random_weights(seed, 5, 8, 3)
+        X, y = _points(w, 10, seed)
+        out = tmp_path / f"run{seed}"
+        summary = verify(w, X, y, eps, out, clip=clip, attack_restarts=0, bounds=(), time_limit=30)
+        assert summary["counts"]["unknown"] == 0
+        rows = _rows(out)
+        found = np.load(out / "witnesses.npz")
+        witnesses = dict(zip(found["index"].tolist(), found["X"], strict=True))
+        for i in range(len(y)):
+            verdict = rows[i][2]
+            expected = _expected(w, X[i], int(y[i]), eps, clip)
+            if expected is not None:
+                assert verdict == expected, (seed, i, rows[i])
+                checked += 1
+            upper, lower = float(rows[i][4]), float(rows[i][5])
+            assert lower <= upper
+            if verdict == "robust":
+                assert upper < 0 and rows[i][3] in ("bab", "milp+bab")
+            if verdict == "not_robust":
+                z = witnesses[i]
+                assert _in_real_box(z, X[i], eps, clip)
+                scores = w.scores(z[None, :])[0]  # the network's own float64 forward pass
+                assert np.max(np.delete(scores, y[i])) >= scores[y[i]] and lower >= 0
+        assert set(witnesses) == {i for i in rows if rows[i][2] == "not_robust"}
+    assert checked >= 35
+
+
+@pytest.mark.parametrize("clip", CLIPS)
+def test_full_pipeline_agrees_with_the_reference(clip, tmp_path: Path) -> None:
+    """Attacks, every registered certificate, MILP and branch and bound, at a larger radius."""
+    w = random_weights(7, 4, 6, 3)
+    X, y = _points(w, 8, 7)
+    summary = verify(w, X, y, 0.25, tmp_path, clip=clip, attack_steps=10, attack_restarts=2, time_limit=30)
+    rows = _rows(tmp_path)
+    for i in range(len(y)):
+        expected = _expected(w, X[i], int(y[i]), 0.25, clip)
+        assert expected is None or rows[i][2] == expected
+    assert summary["done"] == summary["n"] == 8
+
+
+def test_robust_is_never_taken_on_the_milps_word(tmp_path: Path, monkeypatch) -> None:
+    """A MILP that always answers "below 0" (a wrong HiGHS) cannot make a point robust: the branch and
+    bound finds the witnesses; and without a closed branch and bound nothing is robust."""
+    w = random_weights(2, 5, 8, 3)
+    X, y = _points(w, 10, 2)
+    expected = [_expected(w, X[i], int(y[i]), 0.15, None) for i in range(len(y))]
+    assert "not_robust" in expected and "robust" in expected
+    monkeypatch.setattr(pipeline, "search_target", lambda *args: MilpOutcome(status="below"))
+    verify(w, X, y, 0.15, tmp_path / "lying_milp", attack_restarts=0, bounds=())
+    rows = _rows(tmp_path / "lying_milp")
+    for i, exp in enumerate(expected):
+        assert exp is None or rows[i][2] == exp
+        assert rows[i][2] != "not_robust" or rows[i][3] == "bab"
+    monkeypatch.setattr(pipeline.TargetSearch, "run",
+                        lambda self, deadline: TargetOutcome(closed=False, upper=math.inf))
+    verify(w, X, y, 0.15, tmp_path / "open_bab", attack_restarts=0, bounds=())
+    rows = _rows(tmp_path / "open_bab")
+    assert all(row[2] != "robust" for row in rows.values())
+    assert {row[2] for row in rows.values()} <= {"unknown", "not_robust", "misclassified"}
+
+
+def test_unknown_reports_a_rigorous_upper_bound(tmp_path: Path) -> None:
+    """With almost no time the verdict is unknown, and ``upper`` is still a true upper bound."""
+    w = random_weights(3, 5, 8, 3)
+    X, y = _points(w, 8, 3)
+    summary = verify(w, X, y, 0.3, tmp_path, attack_restarts=0, bounds=(), time_limit=1e-6)
+    assert summary["counts"]["unknown"] >= 1
+    for i, row in _rows(tmp_path).items():
+        if row[2] == "unknown":
+            assert float(row[4]) >= _reference(w, X[i], int(y[i]), 0.3, None) - 1e-9
+            assert row[3] == "none"
