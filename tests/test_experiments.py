@@ -91,15 +91,32 @@ def test_certified_curve_is_certify_at_every_eps() -> None:
 
 
 def test_attack_curve_reads_finished_attacks_from_the_cache(tmp_path: Path, capsys) -> None:
-    net = tiny_network("N", 1).net
+    network = tiny_network("N", 1)
+    net = network.net
     X = np.random.default_rng(2).uniform(0, 1, size=(12, 10)).astype(np.float32)
-    y = np.zeros(12, dtype=np.int64)
-    first = curves.attack_curve(net, X, y, [0.05, 0.1], "fgsm", n=8, cache_dir=tmp_path, label="N")
-    assert "cached" not in capsys.readouterr().out
-    again = curves.attack_curve(net, X, y, [0.05, 0.1], "fgsm", n=8, cache_dir=tmp_path, label="N")
-    assert capsys.readouterr().out.count("(cached") == 2
+    y = network.weights.scores(X.astype(np.float64)).argmax(axis=1)  # correctly classified: attacked
+    first = curves.attack_curve(net, X, y, [0.1, 0.05], "fgsm", n=8, cache_dir=tmp_path, label="N")
+    out = capsys.readouterr().out
+    assert out.count("N: fgsm") == 2 and "cached" not in out and out.index("eps=0.05") < out.index("eps=0.1")
+    attacked = len(list(tmp_path.glob("fgsm-*.json")))
+    again = curves.attack_curve(net, X, y, [0.1, 0.05], "fgsm", n=8, cache_dir=tmp_path, label="N")
+    assert capsys.readouterr().out.count(", cached;") == attacked >= 1
     pd.testing.assert_series_equal(first, again)
-    assert list(first.index) == [0.05, 0.1] and len(list(tmp_path.glob("fgsm-*.json"))) == 2
+    assert list(first.index) == [0.1, 0.05] and len(list(tmp_path.glob("fgsm-*.json"))) == attacked
+
+
+def test_certified_masks_are_the_certificates() -> None:
+    weights = random_weights(3, 10, 8, 3, scale=0.3)
+    X = np.random.default_rng(1).uniform(0, 1, size=(60, 10))
+    y = weights.scores(X).argmax(axis=1)
+    table = solve_pairs(weights, progress=False)
+    masks = curves.certified_masks(weights, X, y, [0.05, 0.1], [table.upper], ["lp"])
+    for e, mask in masks.items():
+        sdp = certify(weights, X, y, e, "sdp", table=table, progress=False).certified
+        lp = certify(weights, X, y, e, "lp", progress=False).certified
+        np.testing.assert_array_equal(mask, sdp | lp)
+    assert masks[0.1].any() and not masks[0.1].all()
+    assert not curves.certified_masks(weights, X, y, [0.1])[0.1].any()
 
 
 # -- plots -----------------------------------------------------------------------------------------
@@ -134,6 +151,42 @@ def test_table1_has_the_committed_columns_without_timings() -> None:
     assert "Styler" not in text and "7.8e-05" in text and "34.77" in text and "93.00" in text
 
 
+def test_table1_as_text_markdown_and_latex_shows_the_same_numbers() -> None:
+    table = pd.read_csv(ROOT / "results" / "table1.csv", index_col="network")
+    table.iloc[0, -1] = np.nan  # a missing paper value
+    cells = table1.formatted(table)
+    md = table1.markdown(table).splitlines()
+    tex = table1.latex(table).splitlines()
+    assert len(md) == 2 + len(table) and md[1] == "|:--" + "|--:" * len(table.columns) + "|"
+    assert [c.strip() for c in md[0].strip("|").split("|")] == ["network", *table.columns]
+    assert tex[:2] == [r"\begin{tabular}{l" + "r" * len(table.columns) + "}", r"\toprule"]
+    assert tex[3] == r"\midrule" and tex[-2:] == [r"\bottomrule", r"\end{tabular}"]
+    assert tex[2].startswith(r"network & clean error \% & SDP certified \%")
+    text = table1.text(table).splitlines()
+    for n, label in enumerate(table.index):
+        row = [label, *cells.loc[label]]
+        assert [c.strip() for c in md[2 + n].strip("|").split("|")] == row
+        assert tex[4 + n] == " & ".join(row) + r" \\"
+        assert text[2 + n].split() == label.split() + list(cells.loc[label])
+    assert cells.iloc[0, -1] == "-" and cells.loc["SDP-NN (ours)", "SDP max gap"] == "8.2e-05"
+    assert table1.latex_escape(r"a_b & 5% {x} \ ~") == r"a\_b \& 5\% \{x\} \textbackslash{} \textasciitilde{}"
+
+
+def test_table1_compute_writes_csv_markdown_and_latex(tmp_path: Path, monkeypatch, capsys) -> None:
+    ctx = tiny_context(tmp_path)
+    net = tiny_network("SDP-NN", 7)
+    monkeypatch.setattr(table1, "networks", lambda ctx: [table1.Row("SDP-NN (ours)", net.weights, net.table)])
+    table = table1.compute(ctx)
+    out = capsys.readouterr().out
+    assert "written to results/table1.csv, results/table1.md, results/table1.tex" in out
+    assert (tmp_path / "results" / "table1.md").read_text() == table1.markdown(table)
+    assert (tmp_path / "results" / "table1.tex").read_text() == table1.latex(table)
+    assert list(pd.read_csv(tmp_path / "results" / "table1.csv", index_col="network").columns) == list(
+        table.columns)
+    pgd = table.loc["SDP-NN (ours)", ["PGD % (unclipped)", "PGD % (clipped)"]]
+    assert (pgd <= table.loc["SDP-NN (ours)", "SDP certified %"]).all()
+
+
 def test_fig2_and_fig3a_tables_and_figures(tmp_path: Path) -> None:
     ctx = tiny_context(tmp_path)
     nets = [tiny_network("A-NN", 4), tiny_network("B-NN", 5)]
@@ -145,7 +198,11 @@ def test_fig2_and_fig3a_tables_and_figures(tmp_path: Path) -> None:
         assert row["SDP certified %"] <= row["spectral certified %"] <= row["Frobenius certified %"]
     assert pd.read_csv(tmp_path / "results" / fig2.CSV, index_col="network").shape == bounds.shape
     assert list(fig2.with_paper(bounds).columns)[-1] == "LP certified % (paper)"
-    fig2.figure(ctx, bounds)
+    ax = fig2.figure(ctx, bounds).axes[0]  # SDP, LP, PGD bars; Frobenius and spectral in a note
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "SDP certificate (eq. 12)", "LP bound (Wong & Kolter)", "PGD attack (lower bound, first 100 images)"]
+    assert len(ax.containers) == 3 and [len(c) for c in ax.containers] == [2, 2, 2]
+    assert any(t.get_text() == fig2.not_drawn_note(bounds) for t in ax.texts)
     curves_a = fig3.per_network(ctx, nets)
     assert curves_a.index.name == "eps" and list(curves_a.index) == list(context.CERT_EPS)
     assert list(curves_a.columns) == ["A-NN SDP certified %", "B-NN SDP certified %",
@@ -153,10 +210,28 @@ def test_fig2_and_fig3a_tables_and_figures(tmp_path: Path) -> None:
     assert curves_a["A-NN PGD error %"].notna().sum() == len(ctx.profile.fig2_fig3a.eps)
     assert curves_a.loc[0.1, "A-NN SDP certified %"] == bounds.loc["A-NN", "SDP certified %"]
     assert curves_a.loc[0.1, "A-NN PGD error %"] == bounds.loc["A-NN", "PGD error %"]
-    fig3.per_network_figure(ctx, curves_a)
+    fig = fig3.per_network_figure(ctx, curves_a)  # one panel per network, one legend for all
+    assert [ax.get_title() for ax in fig.axes if ax.get_visible()] == ["A-NN", "B-NN"]
+    assert all(ax.get_legend() is None for ax in fig.axes) and len(fig.legends) == 1
+    assert len(fig.legends[0].get_texts()) == 2
     for stem in (fig2.FIGURE, fig3.FIGURE_A):
         assert {p.name for p in (tmp_path / "figures").glob(f"{stem}.*")} == {f"{stem}.png", f"{stem}.pdf"}
     plots.plt.close("all")
+
+
+def test_fig2_note_on_the_bounds_not_drawn() -> None:
+    nothing = pd.DataFrame({"Frobenius certified %": [100.0, 100.0], "spectral certified %": [100.0, 100.0]})
+    assert "certify nothing at eps = 0.1" in fig2.not_drawn_note(nothing)
+    some = nothing.assign(**{"spectral certified %": [100.0, 61.5]})
+    assert "(61.5-100% certified error" in fig2.not_drawn_note(some)
+
+
+def test_figure_grid_shows_eps_ticks_above_an_empty_panel() -> None:
+    fig, panels = plots.new_grid(5, 3, 2, 2)
+    assert len(panels) == 5 and sum(ax.get_visible() for ax in fig.axes) == 5
+    assert panels[2].xaxis.get_tick_params()["labelbottom"] and not panels[0].xaxis.get_tick_params()[
+        "labelbottom"]
+    plots.plt.close(fig)
 
 
 def test_fig3b_error_vs_eps(tmp_path: Path) -> None:
@@ -172,7 +247,8 @@ def test_fig3b_error_vs_eps(tmp_path: Path) -> None:
     np.testing.assert_allclose(written.to_numpy(), summary.to_numpy(), rtol=1e-5)
     side = fig3.at_paper_eps(summary)
     assert side.loc["SDP certified error %", "paper's SDP-NN, Table 1 %"] == 35
-    fig3.error_vs_eps_figure(ctx, summary, "net.npz")
+    fig = fig3.error_vs_eps_figure(ctx, summary, "net.npz")
+    assert fig.axes[0].get_title() == "Figure 3(b): net.npz: bounds on adversarial error"
     plots.plt.close("all")
 
 
@@ -213,8 +289,11 @@ def test_fig4_tables_checks_and_figures(tmp_path: Path, capsys) -> None:
         assert (ours["networks"] == "paper-scale networks (results/networks.json)").all()
     assert len(pd.read_csv(tmp_path / written[2])) == 2 * 3  # k (k - 1) / 2 pairs per network
     fig4.figure_a(ctx, chosen, result)
-    fig4.figure_b(ctx, chosen, result)
+    fig = fig4.figure_b(ctx, chosen, result)
     assert (tmp_path / "figures" / "fig4b_dual_vs_exact_sdp.pdf").is_file()
+    fig.canvas.draw()  # the legend lies below the axes, off the curves
+    ax = fig.axes[0]
+    assert ax.get_legend().get_window_extent().y1 < ax.get_window_extent().y0
     text = fig4.summary(chosen, result)
     assert text.startswith("Figure 4, paper-scale networks") and "35% and a PGD error of 15%" in text
     plots.plt.close("all")

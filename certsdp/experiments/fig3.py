@@ -16,7 +16,13 @@ from matplotlib.figure import Figure
 
 from certsdp.experiments import plots
 from certsdp.experiments.context import CERT_EPS, EPS, Context, Network
-from certsdp.experiments.curves import ATTACK_NAMES, attack_curve, certified_curve
+from certsdp.experiments.curves import (
+    ATTACK_NAMES,
+    attack_curve,
+    certified_curve,
+    certified_masks,
+    network_pgd,
+)
 from certsdp.experiments.paper import paper_value
 from certsdp.network import load_network
 from certsdp.network.torch_model import TwoLayerNet
@@ -27,19 +33,19 @@ CSV_B = "fig3b_sdp_nn_error_vs_eps.csv"
 FIGURE_A = "fig3a_sdp_vs_pgd_per_network"
 FIGURE_B = "fig3b_sdp_nn_error_vs_eps"
 SDP_B = "SDP certified error %"  # Figure 3(b)'s certified column
+DEFAULT_B = "the paper's SDP-NN"  # Figure 3(b)'s network by default
 
 
 def per_network(ctx: Context, networks: list[Network]) -> pd.DataFrame:
     """Figure 3(a)'s curves: ``NAME SDP certified %`` and ``NAME PGD error %`` columns, index eps.
 
-    Written to ``results/fig3a_sdp_vs_pgd_per_network.csv``; PGD values only at the attacked radii.
+    Written to ``results/fig3a_sdp_vs_pgd_per_network.csv``; PGD values only at the attacked radii
+    (:func:`certsdp.experiments.curves.network_pgd`, shared with Figure 2).
     """
     X, y = ctx.test_set
-    attacks = ctx.profile.fig2_fig3a
     sdp = {f"{n.name} SDP certified %": certified_curve(n.weights, X, y, CERT_EPS, n.table.upper)
            for n in networks}
-    pgd = {f"{n.name} PGD error %": attack_curve(n.net, X, y, attacks.eps, "pgd", n=attacks.n,
-                                                 cache_dir=ctx.cache_dir, label=n.name) for n in networks}
+    pgd = {f"{n.name} PGD error %": network_pgd(ctx, n) for n in networks}
     curves = pd.concat(sdp | pgd, axis=1).sort_index() if networks else pd.DataFrame()
     curves.index.name = "eps"
     ctx.write_csv(curves, CSV_A)
@@ -47,33 +53,47 @@ def per_network(ctx: Context, networks: list[Network]) -> pd.DataFrame:
 
 
 def per_network_figure(ctx: Context, curves: pd.DataFrame) -> Figure:
-    """Figure 3(a): per network, SDP upper bound (solid) and PGD lower bound (dashed); saved to figures/."""
-    fig, ax = plots.new_figure(6, 4)
+    """Figure 3(a): one panel per network, SDP upper bound (solid) and PGD lower bound (dashed), one
+    legend for all; saved to figures/."""
     suffix = " SDP certified %"
     names = [col.removesuffix(suffix) for col in curves.columns if col.endswith(suffix)]
-    for n, name in enumerate(names):
-        plots.plot_curve(ax, curves[f"{name} SDP certified %"], "-", color=f"C{n}", lw=2,
-                         label=f"{name}: SDP certified error (upper)")
-        plots.plot_curve(ax, curves[f"{name} PGD error %"], "--o", color=f"C{n}", ms=4,
-                         label=f"{name}: PGD error (lower)")
-    plots.eps_axes(ax, "Figure 3(a): SDP upper bound vs PGD lower bound", mark=EPS)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    fig.tight_layout()
-    plots.save(fig, ctx.figures, FIGURE_A, tight=True)
+    fig, panels = plots.new_grid(max(len(names), 1), 3, 2.5, 2.3)
+    for ax, name in zip(panels, names, strict=False):
+        plots.plot_curve(ax, curves[f"{name} SDP certified %"], "-", color="C0", lw=2,
+                         label="SDP certified error (upper bound, all test images)")
+        plots.plot_curve(ax, curves[f"{name} PGD error %"], "--o", color="C3", ms=4,
+                         label=f"PGD error (lower bound, first {ctx.profile.fig2_fig3a.n} images)")
+        plots.eps_axes(ax, name, fontsize=10, mark=EPS)
+        spec = ax.get_subplotspec()
+        if not spec.is_first_col():
+            ax.set_ylabel("")
+        if not (spec.is_last_row() or ax.xaxis.get_tick_params()["labelbottom"]):
+            ax.set_xlabel("")
+        ax.xaxis.label.set_fontsize(8)
+    fig.suptitle("Figure 3(a): SDP upper bound vs PGD lower bound, per network")
+    handles, labels = panels[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncol=2, fontsize=8, frameon=False)
+    plots.save(fig, ctx.figures, FIGURE_A)
     return fig
 
 
 def error_vs_eps(ctx: Context, network: str = "") -> pd.DataFrame:
     """Figure 3(b)'s numbers for ``network`` (a weights path relative to the repository root; empty:
     the paper's SDP-NN): FGSM, PGD, CW error % (first ``n`` images, clipped box) and SDP certified
-    error % (all images), index eps. Written to ``results/fig3b_sdp_nn_error_vs_eps.csv``."""
+    error % (all images), index eps. Written to ``results/fig3b_sdp_nn_error_vs_eps.csv``.
+
+    The attacks skip the examples the SDP certificate proves robust (:mod:`certsdp.experiments.curves`).
+    """
     X, y = ctx.test_set
     weights = load_network(ctx.root / network if network else ctx.paper_net("sdp_nn.npz"))
     net, attacks = TwoLayerNet.from_weights(weights), ctx.profile.fig3b
-    label = network or "the paper's SDP-NN"
+    label = network or DEFAULT_B
     table = acquire_pair_table(weights)
+    certified = certified_masks(weights, X[:attacks.n], y[:attacks.n], attacks.eps, [table.upper])
     errors = pd.DataFrame({f"{ATTACK_NAMES[a]} error %": attack_curve(net, X, y, attacks.eps, a, n=attacks.n,
-                                                                      cache_dir=ctx.cache_dir, label=label)
+                                                                      cache_dir=ctx.cache_dir, label=label,
+                                                                      certified=certified)
                            for a in ATTACK_NAMES})
     summary = errors.join(certified_curve(weights, X, y, CERT_EPS, table.upper, name=SDP_B), how="outer")
     ctx.write_csv(summary, CSV_B)
@@ -86,8 +106,9 @@ def error_vs_eps_figure(ctx: Context, summary: pd.DataFrame, network: str = "") 
     plots.plot_curve(ax, summary[SDP_B], "k-", lw=2, label="SDP certified error (upper bound)")
     for attack, style in zip(ATTACK_NAMES.values(), ["C0:o", "C1--s", "C2-.^"], strict=True):
         plots.plot_curve(ax, summary[f"{attack} error %"], style, label=f"{attack} error (lower bound)")
-    plots.eps_axes(ax, (network or "the paper's SDP-NN") + ": bounds on adversarial error", mark=EPS)
-    ax.legend(fontsize=8)
+    title = f"Figure 3(b): {network or DEFAULT_B}: bounds on adversarial error"
+    plots.eps_axes(ax, title, fontsize=10, mark=EPS)
+    ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     plots.save(fig, ctx.figures, FIGURE_B)
     return fig

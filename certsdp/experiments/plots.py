@@ -8,6 +8,7 @@ holds no date.
 from __future__ import annotations
 
 import datetime
+import math
 import os
 from pathlib import Path
 
@@ -26,6 +27,24 @@ def new_figure(width: float, height: float) -> tuple[Figure, Axes]:
     """A figure with one axes (through pyplot, so that a notebook shows it at the end of the cell)."""
     fig, ax = plt.subplots(figsize=(width, height))
     return fig, ax
+
+
+def new_grid(count: int, ncols: int, width: float, height: float) -> tuple[Figure, list[Axes]]:
+    """A figure with ``count`` small panels of ``width x height`` inches, ``ncols`` per row, sharing
+    their axes; the panels beyond ``count`` in the last row are hidden. Returns the ``count`` panels.
+
+    The figure uses matplotlib's constrained layout: a legend placed with ``loc="outside ..."`` gets
+    its own room, and ``tight_layout`` is not needed."""
+    ncols = max(1, min(ncols, count))
+    nrows = max(1, math.ceil(count / ncols))
+    fig, grid = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), sharex=True, sharey=True,
+                             squeeze=False, layout="constrained")
+    panels = list(grid.ravel())
+    for ax in panels[count:]:
+        ax.set_visible(False)
+    for ax in panels[max(count - ncols, 0):count]:  # the lowest panel of each column shows its eps ticks
+        ax.xaxis.set_tick_params(labelbottom=True)
+    return fig, panels[:count]
 
 
 def eps_axes(ax: Axes, title: str, ylabel: str = "test error (%)", fontsize: float | None = None,

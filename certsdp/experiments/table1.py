@@ -5,7 +5,13 @@ Rows: the paper's own SDP-NN and LP-NN (``$CERTSDP_NETS``) and those trained in 
 LP: Wong & Kolter's bound) use the paper's unclipped box ``|x~ - x|_inf <= eps`` on all 10,000 test
 images. PGD (cross-entropy, 5 restarts x 100 steps) attacks the first ``n`` test images in both the
 unclipped box and the box clipped to ``[0, 1]``; the paper's PGD numbers match the clipped one.
-The paper's values stand beside each measured column (:mod:`certsdp.experiments.paper`).
+Test images that the SDP or the LP bound certifies, or that are misclassified, are counted without
+being attacked (:mod:`certsdp.experiments.curves`). The paper's values stand beside each measured
+column (:mod:`certsdp.experiments.paper`).
+
+The table is written as ``results/table1.csv`` (the data), ``results/table1.md`` (Markdown) and
+``results/table1.tex`` (a LaTeX ``tabular`` in the booktabs style), and printed as plain text; the
+three text forms show the same numbers, rounded alike (:func:`formatted`).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from certsdp.atomic import write_text
 from certsdp.bounds import certify
 from certsdp.experiments.context import EPS, PIXEL_BOX, Context
 from certsdp.experiments.curves import attack_curve
@@ -24,6 +31,8 @@ from certsdp.network.torch_model import TwoLayerNet
 from certsdp.sdp import PairTable, acquire_pair_table
 
 CSV = "table1.csv"
+MARKDOWN = "table1.md"
+LATEX = "table1.tex"
 #: the paper's Table 1 quantities printed beside the measured columns
 PAPER_QUANTITIES = ("PGD error", "SDP certified", "LP certified")
 #: the certified errors, checked against the committed notebook's output
@@ -61,8 +70,10 @@ def measure(ctx: Context, row: Row) -> dict[str, object]:
     sdp = certify(row.weights, X, y, EPS, "sdp", table=row.table, progress=False)
     lp = certify(row.weights, X, y, EPS, "lp", progress=False)
     net = TwoLayerNet.from_weights(row.weights)
+    certified = {EPS: sdp.certified | lp.certified}  # robust in the unclipped box: not attacked
     pgd = {clip: attack_curve(net, X, y, [EPS], "pgd", n=ctx.profile.table1.n, cache_dir=ctx.cache_dir,
-                              label=row.label, clip=clip)[EPS] for clip in (None, PIXEL_BOX)}
+                              label=row.label, clip=clip, certified=certified)[EPS]
+           for clip in (None, PIXEL_BOX)}
     return {"network": row.label, "clean error %": 100 * sdp.clean_error,
             "SDP certified %": 100 * sdp.certified_error, "LP certified %": 100 * lp.certified_error,
             "PGD % (unclipped)": pgd[None], "PGD % (clipped)": pgd[PIXEL_BOX],
@@ -82,14 +93,60 @@ def assemble(rows: list[dict[str, object]]) -> pd.DataFrame:
 
 
 def compute(ctx: Context) -> pd.DataFrame:
-    """Table 1 (:func:`assemble`), written to ``results/table1.csv``."""
+    """Table 1 (:func:`assemble`), written to ``results/table1.csv``, ``.md`` and ``.tex``."""
     table = assemble([measure(ctx, row) for row in networks(ctx)])
-    print(f"PGD on the first {ctx.profile.table1.n} test images; written to {ctx.write_csv(table, CSV)}")
+    written = [ctx.write_csv(table, CSV)]
+    for name, render in ((MARKDOWN, markdown), (LATEX, latex)):
+        path = ctx.results / name
+        write_text(path, render(table), "results table")
+        written.append(ctx.rel(path))
+    print(f"PGD on the first {ctx.profile.table1.n} test images; written to {', '.join(written)}")
     return table
 
 
+def formatted(table: pd.DataFrame) -> pd.DataFrame:
+    """The table as strings: percentages to 2 decimals, the SDP duality gap in scientific notation,
+    a missing value as ``-``; the index and the column order are those of ``table``."""
+    out = pd.DataFrame(index=table.index, columns=table.columns, dtype=object)
+    for col in table.columns:
+        fmt = "{:.1e}" if col == "SDP max gap" else "{:.2f}"
+        out[col] = ["-" if pd.isna(v) else fmt.format(v) for v in table[col]]
+    return out
+
+
 def text(table: pd.DataFrame) -> str:
-    """The table as plain text: percentages to 2 decimals, the SDP duality gap in scientific notation."""
-    formats = {col: "{:.2f}".format for col in table.columns}
-    formats["SDP max gap"] = "{:.1e}".format
-    return table.to_string(formatters=formats, na_rep="-")
+    """The table as plain text (:func:`formatted`)."""
+    return formatted(table).to_string()
+
+
+def markdown(table: pd.DataFrame) -> str:
+    """The table as a Markdown (GitHub) table (:func:`formatted`), numbers right-aligned."""
+    cells = formatted(table)
+    rows = [[table.index.name or "", *cells.columns], *([str(label), *row] for label, row in
+                                                        zip(cells.index, cells.values, strict=True))]
+    lines = ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    lines.insert(1, "|:--" + "|--:" * len(cells.columns) + "|")
+    return "\n".join(lines) + "\n"
+
+
+def latex(table: pd.DataFrame) -> str:
+    """The table as a LaTeX ``tabular`` in the booktabs style (``\\usepackage{booktabs}``), special
+    characters (``%``, ``&``, ``_``) escaped (:func:`formatted`)."""
+    cells = formatted(table)
+    header = [table.index.name or "", *cells.columns]
+    rows = [[str(label), *row] for label, row in zip(cells.index, cells.values, strict=True)]
+    lines = [f"\\begin{{tabular}}{{l{'r' * len(cells.columns)}}}", "\\toprule",
+             " & ".join(map(latex_escape, header)) + r" \\", "\\midrule",
+             *(" & ".join(map(latex_escape, row)) + r" \\" for row in rows),
+             "\\bottomrule", "\\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def latex_escape(cell: str) -> str:
+    """``cell`` with LaTeX's special characters escaped (one pass, so no escape is escaped again)."""
+    return "".join(LATEX_SPECIAL.get(char, char) for char in cell)
+
+
+#: LaTeX's special characters and their escaped forms
+LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "_": r"\_", "#": r"\#", "$": r"\$",
+                 "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
