@@ -17,10 +17,12 @@ from conftest import random_weights
 import certsdp.verify.pipeline as pipeline
 from certsdp.bounds.exact import lp_relaxation_max_pair, milp_max_pair
 from certsdp.bounds.lp import lp_pair_upper
-from certsdp.verify import verify
+from certsdp.network.weights import Weights
+from certsdp.verify import Verifier, VerifyConfig, verify
 from certsdp.verify.bab import TargetOutcome
 from certsdp.verify.leaf_bound import ACTIVE, FREE, INACTIVE, TargetProblem, crown_slopes, leaf_bound
 from certsdp.verify.milp import MilpOutcome
+from certsdp.verify.pipeline import prepare_bounds
 from certsdp.verify.region import PointBox, inner_box, margins
 from certsdp.verify.slopes import best_slopes
 
@@ -187,3 +189,27 @@ def test_unknown_reports_a_rigorous_upper_bound(tmp_path: Path) -> None:
         if row[2] == "unknown":
             assert float(row[4]) >= _reference(w, X[i], int(y[i]), 0.3, None) - 1e-9
             assert row[3] == "none"
+
+
+def test_an_overflowing_score_is_no_witness() -> None:
+    """A score that overflows to +inf in float64 proves nothing (review finding): the point below is
+    robust in exact arithmetic (g_1(t) = -0.4e308 t - 1 < 0 on the box), and was reported not_robust."""
+    w = Weights(W=np.ones((3, 1)), b=np.zeros(3),
+                V=np.array([[0.9e308, 0.0, 0.0], [1e308, 1e308, -1.5e308]]), c=np.array([1.0, 0.0]))
+    with np.errstate(over="ignore", invalid="ignore"):
+        assert margins(w, np.array([1.0]), 0)[1] == -np.inf  # float64 says +inf; no evidence
+        cfg = VerifyConfig(eps=0.5, time_limit=2.0, attack_restarts=2, bounds=("lp", "crown"))
+        result = Verifier(w, cfg, prepare_bounds(w, cfg.bounds, None))(0, np.array([0.5]), 0)
+    assert result.verdict != "not_robust" and result.witness is None
+
+
+def test_a_tie_within_rounding_is_not_a_mistake() -> None:
+    """Float64 rounds the clean margin to 0 (a 'tie') while the exact margin is -2^-60: not misclassified."""
+    w = Weights(W=np.ones((1, 1)), b=np.array([-(2.0**-60)]), V=np.array([[0.0], [1.0]]), c=np.array([1.0, 0.0]))
+    x = np.array([1.0])
+    scores = w.scores(x[None])[0]
+    assert scores[1] - scores[0] == 0.0  # float64 sees a tie, which the attacks' rule counts as a mistake
+    assert margins(w, x, 0)[1] < 0  # the rigorous lower bound does not claim a mistake
+    cfg = VerifyConfig(eps=2.0**-70, time_limit=2.0, attack_restarts=0, bounds=("lp",))
+    result = Verifier(w, cfg, prepare_bounds(w, cfg.bounds, None))(0, x, 0)
+    assert result.verdict in ("robust", "unknown")

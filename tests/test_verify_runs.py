@@ -240,3 +240,17 @@ def test_cli_bad_input_is_one_line_exit_2(case, cli, net_and_inputs, tmp_path: P
         assert cli(args) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("certsdp verify: error:") and "Traceback" not in err
+
+
+def test_a_resume_in_another_box_is_refused(tmp_path: Path) -> None:
+    """The run key holds the box's exact ends: [0, 1] and [0, 1.0000001] are different runs."""
+    w, X, y = _data(3)
+    out = tmp_path / "out"
+    for clip, ok in (((0.0, 1.0), True), ((0.0, 1.0000001), False)):
+        config = VerifyConfig(eps=EPS, clip=clip, attack_restarts=0, bounds=("lp",), time_limit=5.0)
+        if ok:
+            store = open_store(w, config, np.arange(3), X, y, out)
+            store.close()
+        else:
+            with pytest.raises(InputError, match="box"):
+                open_store(w, config, np.arange(3), X, y, out)

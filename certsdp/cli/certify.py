@@ -92,7 +92,10 @@ def _bound_options(items: list[str]) -> dict[str, object]:
         name, sep, text = item.partition("=")
         if not sep or not name:
             raise InputError(f"--bound-option must be NAME=VALUE, got {item!r}")
-        options[name.replace("-", "_")] = _number(text)
+        name = name.replace("-", "_")
+        if name in ("table", "progress"):
+            raise InputError(f"--bound-option {name} is not a bound option (use --sdp-table / --no-progress)")
+        options[name] = _number(text)
     return options
 
 

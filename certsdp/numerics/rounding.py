@@ -68,6 +68,32 @@ def scores_upper_margins(W: np.ndarray, b: np.ndarray, V: np.ndarray, c: np.ndar
     ``e_s`` (and by ``TINY`` once more for the products with ``|V|``). The entry ``U[n, y_n]`` is
     ``-inf``.
     """
+    diff, err = _margins_and_errors(W, b, V, c, X, y)
+    U = up(diff + 2.0 * err)
+    U[np.arange(X.shape[0]), y] = -np.inf
+    return U
+
+
+def scores_lower_margins(W: np.ndarray, b: np.ndarray, V: np.ndarray, c: np.ndarray,
+                         X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Lower bounds ``L[n, i] <= f_i(x_n) - f_{y_n}(x_n)``: the mirror of :func:`scores_upper_margins`.
+
+    Same error analysis, subtracted and rounded towards ``-inf``. An entry whose computation
+    overflows or is NaN is ``-inf`` (no evidence of anything), as is ``L[n, y_n]``. So
+    ``max_i L[n, i] >= 0`` proves that ``x_n`` is misclassified in exact arithmetic (ties count as
+    mistakes): the test a witness must pass.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        diff, err = _margins_and_errors(W, b, V, c, X, y)
+        L = -up(-(diff - 2.0 * err))
+    L = np.where(np.isfinite(L), L, -np.inf)
+    L[np.arange(X.shape[0]), y] = -np.inf
+    return L
+
+
+def _margins_and_errors(W: np.ndarray, b: np.ndarray, V: np.ndarray, c: np.ndarray,
+                        X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Float64 margins ``f_i(x_n) - f_{y_n}(x_n)`` and bounds on their rounding errors (see above)."""
     n, d = X.shape
     m = W.shape[0]
     h = X @ W.T + b
@@ -79,6 +105,4 @@ def scores_upper_margins(W: np.ndarray, b: np.ndarray, V: np.ndarray, c: np.ndar
     rows = np.arange(n)
     diff = s - s[rows, y][:, None]
     err = e_s + e_s[rows, y][:, None] + UNIT_ROUNDOFF * np.abs(diff)
-    U = up(diff + 2.0 * err)
-    U[rows, y] = -np.inf
-    return U
+    return diff, err

@@ -30,7 +30,7 @@ import numpy as np
 
 from certsdp.network.weights import Weights
 from certsdp.numerics.box import attack_box
-from certsdp.numerics.rounding import TINY, gamma
+from certsdp.numerics.rounding import TINY, gamma, scores_lower_margins
 
 
 def _two_sum_error(a: np.ndarray, b: float, s: np.ndarray) -> np.ndarray:
@@ -102,16 +102,18 @@ class PointBox:
 
 
 def margins(weights: Weights, z: np.ndarray, y: int) -> np.ndarray:
-    """Float64 ``f_i(z) - f_y(z)`` for every class ``i`` (``-inf`` at ``y``); ``z`` is one or more rows."""
-    Z = np.atleast_2d(z)
-    with np.errstate(over="ignore", invalid="ignore"):
-        s = np.maximum(Z @ weights.W.T + weights.b, 0.0) @ weights.V.T + weights.c
-        g = s - s[:, [y]]
-    g[:, y] = -np.inf
-    g = np.where(np.isnan(g), -np.inf, g)  # an overflowed score is no evidence of a mistake
+    """Rigorous lower bounds on ``f_i(z) - f_y(z)`` for every class ``i`` (``-inf`` at ``y``).
+
+    :func:`certsdp.numerics.rounding.scores_lower_margins`: the float64 margin minus a bound on its
+    rounding error, rounded down; an overflowed or NaN entry is ``-inf`` (no evidence of a mistake).
+    A value ``>= 0`` therefore proves a misclassification in exact arithmetic.
+    """
+    Z = np.atleast_2d(np.asarray(z, dtype=np.float64))
+    g = scores_lower_margins(weights.W, weights.b, weights.V, weights.c, Z, np.full(Z.shape[0], y))
     return g[0] if np.ndim(z) == 1 else g
 
 
 def worst_margin(weights: Weights, z: np.ndarray, y: int) -> float:
-    """``max_{i != y} f_i(z) - f_y(z)`` in float64 (``>= 0``: ``z`` is misclassified; ties count)."""
+    """A rigorous lower bound on ``max_{i != y} f_i(z) - f_y(z)`` (``>= 0``: ``z`` is misclassified in
+    exact arithmetic; ties count)."""
     return float(np.max(margins(weights, z, y)))

@@ -55,9 +55,12 @@ def inputs_hash(indices: np.ndarray, X: np.ndarray, y: np.ndarray) -> str:
 
 
 def run_key(weights: Weights, cfg: VerifyConfig, indices: np.ndarray, X: np.ndarray, y: np.ndarray) -> dict:
-    """What identifies a run's folder: weights, eps, box, inputs and the time limit per point."""
-    return {"weights_sha256": weights.content_hash(), "eps": cfg.eps,
-            "box": "unclipped" if cfg.clip is None else f"clipped to [{cfg.clip[0]:g}, {cfg.clip[1]:g}]",
+    """What identifies a run's folder: weights, eps, box (its exact ends), inputs and the time limit per
+    point; a resume with any of them changed is refused. The attack settings and the certificates are
+    not part of it: every verdict is proved on its own (a witness or a rigorous bound), so verdicts
+    found with other settings stay true; they only change ``decided_by`` and the times."""
+    box = "unclipped" if cfg.clip is None else f"clipped to [{cfg.clip[0]:.17g}, {cfg.clip[1]:.17g}]"
+    return {"weights_sha256": weights.content_hash(), "eps": cfg.eps, "box": box,
             "inputs_sha256": inputs_hash(indices, X, y), "n": int(len(indices)), "time_limit": cfg.time_limit}
 
 
@@ -70,6 +73,8 @@ def versions() -> dict[str, str]:
 def connect(workers: int, scheduler: str | None) -> tuple[Client, LocalCluster | None]:
     """A client of the cluster at ``scheduler``, or of a new local cluster of ``workers`` processes."""
     if scheduler is not None:
+        if "://" not in scheduler and ":" not in scheduler:
+            raise InputError(f"--scheduler must be an address such as tcp://HOST:PORT, got {scheduler!r}")
         try:
             return Client(scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False), None
         except (OSError, TimeoutError, ValueError, TypeError) as exc:
