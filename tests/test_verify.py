@@ -205,7 +205,8 @@ def test_an_overflowing_score_is_no_witness() -> None:
 
 def test_a_tie_within_rounding_is_not_a_mistake() -> None:
     """Float64 rounds the clean margin to 0 (a 'tie') while the exact margin is -2^-60: not misclassified."""
-    w = Weights(W=np.ones((1, 1)), b=np.array([-(2.0**-60)]), V=np.array([[0.0], [1.0]]), c=np.array([1.0, 0.0]))
+    w = Weights(W=np.ones((1, 1)), b=np.array([-(2.0**-60)]), V=np.array([[0.0], [1.0]]),
+                c=np.array([1.0, 0.0]))
     x = np.array([1.0])
     scores = w.scores(x[None])[0]
     assert scores[1] - scores[0] == 0.0  # float64 sees a tie, which the attacks' rule counts as a mistake
