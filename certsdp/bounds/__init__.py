@@ -32,6 +32,8 @@ To add a bound: write ``certsdp/bounds/<name>.py`` with a :class:`Bound` subclas
 # isort: off
 from certsdp.bounds import sdp, lp, frobenius, spectral  # noqa: F401
 from certsdp.bounds import crown, alpha_crown, lp_triangle  # noqa: F401
+from certsdp.bounds import sdp_cert  # noqa: F401
+from certsdp.bounds import best  # noqa: F401  (best: the minimum of all, cheapest first)
 # isort: on
 from certsdp.bounds.base import Bound
 from certsdp.bounds.certify import CertifyResult, certified_error_curve, certify, certify_pair_bounds

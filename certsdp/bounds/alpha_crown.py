@@ -19,6 +19,10 @@ path of ``crown`` (:mod:`certsdp.bounds.linear_relaxation`, rigorous for any slo
 the box they were optimised for (the clipped one when ``clip`` is given), and the result is the
 elementwise minimum with the ``crown`` bound itself, so ``alpha-crown <= crown`` always.
 
+Per pair (:meth:`AlphaCrownBound.upper_where`, used by ``best``): only the batches that hold a pair asked
+for are optimised, each one whole as in :meth:`AlphaCrownBound.upper` (the rounding of torch's float32
+products depends on the tensor shapes), so those pairs keep the bits of the full run.
+
 Torch: this is the only bound that needs torch, and ``import certsdp.bounds`` must not import it. The
 module therefore imports torch in ONE place, inside :func:`optimise_slopes`, when a bound is computed.
 """
@@ -152,14 +156,36 @@ class AlphaCrownBound(Bound):
 
     def upper(self, state: AlphaCrownState, weights: Weights, X: np.ndarray, y: np.ndarray, eps: float,
               clip: tuple[float, float] | None) -> np.ndarray:
-        relax = state.relax
-        crown = relax.pairs(X, y, eps, clip, ADAPTIVE)
-        C, R = boxes(X, eps, clip, both=False)[0]
-        pairs = np.empty_like(crown)
-        for start in range(0, X.shape[0], relax.batch_size):
-            rows = slice(start, start + relax.batch_size)
-            Rc = R if np.ndim(R) == 0 else R[rows]
-            pre = preactivation_bounds(relax.net, C[rows], Rc)
-            slopes = optimise_slopes(relax, C[rows], Rc, y[rows], pre, state.iters, state.lr)
-            pairs[rows] = relax.pairs(X[rows], y[rows], eps, clip, slopes, both_boxes=False)
-        return relax.upper(np.minimum(pairs, crown), y)
+        return _alpha_crown(state, X, y, eps, clip, None)
+
+    def upper_where(self, state: AlphaCrownState, weights: Weights, X: np.ndarray, y: np.ndarray,
+                    eps: float, clip: tuple[float, float] | None, mask: np.ndarray) -> np.ndarray:
+        """Only the batches of :meth:`upper` that hold a pair of ``mask`` are optimised; the others keep
+        CROWN's bound.
+
+        A batch is optimised whole, as in :meth:`upper`: its pairs share float32 tensors, and the
+        rounding of a matrix product depends on its shape, so optimising a subset of its pairs would
+        change their last bits. The batches and hence the bits of every optimised pair are those of
+        :meth:`upper` for the same ``X``.
+        """
+        need = mask[np.arange(X.shape[0])[:, None], state.relax.tables.others[y]]
+        return _alpha_crown(state, X, y, eps, clip, need)
+
+
+def _alpha_crown(state: AlphaCrownState, X: np.ndarray, y: np.ndarray, eps: float,
+                 clip: tuple[float, float] | None, need: np.ndarray | None) -> np.ndarray:
+    """The ``(n, k)`` bounds; with ``need`` (``(n, k - 1)``) only the batches holding a needed pair are
+    optimised (the others keep CROWN's bound)."""
+    relax = state.relax
+    crown = relax.pairs(X, y, eps, clip, ADAPTIVE)
+    C, R = boxes(X, eps, clip, both=False)[0]
+    pairs = np.full_like(crown, np.inf)
+    for start in range(0, X.shape[0], relax.batch_size):
+        rows = slice(start, start + relax.batch_size)
+        if need is not None and not need[rows].any():
+            continue
+        Rc = R if np.ndim(R) == 0 else R[rows]
+        pre = preactivation_bounds(relax.net, C[rows], Rc)
+        slopes = optimise_slopes(relax, C[rows], Rc, y[rows], pre, state.iters, state.lr)
+        pairs[rows] = relax.pairs(X[rows], y[rows], eps, clip, slopes, both_boxes=False)
+    return relax.upper(np.minimum(pairs, crown), y)

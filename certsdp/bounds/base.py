@@ -6,7 +6,9 @@ steps, so that a sweep over eps or over data sets pays the network-only work onc
 
 * :meth:`Bound.prepare` does everything that depends on the weights alone (the SDP pair table of
   eq. 12, the constants of eq. 17-18, derived arrays) and returns an opaque *state*;
-* :meth:`Bound.upper` bounds every (example, class) pair for one eps from that state.
+* :meth:`Bound.upper` bounds every (example, class) pair for one eps from that state;
+  :meth:`Bound.upper_where` only the pairs of a boolean ``(n, k)`` mask (the cascade of
+  :mod:`certsdp.bounds.best` asks an expensive bound only for the pairs no cheaper bound certified).
 
 Array convention: ``U = upper(...)`` has shape ``(n, k)``; ``U[n, i]`` is a rigorous float64 upper
 bound on ``max_{x~ in box(x_n)} f_i(x~) - f_{y_n}(x~)`` and ``U[n, y_n] = -inf``. Example ``n`` is
@@ -56,6 +58,23 @@ class Bound(ABC):
               clip: tuple[float, float] | None) -> np.ndarray:
         """``(n, k)`` float64 upper bounds ``U[n, i] >= max_box f_i - f_{y_n}``, ``U[n, y_n] = -inf``."""
 
+    def upper_where(self, state: Any, weights: Weights, X: np.ndarray, y: np.ndarray, eps: float,
+                    clip: tuple[float, float] | None, mask: np.ndarray) -> np.ndarray:
+        """Like :meth:`upper`, but only the pairs ``(n, i)`` with ``mask[n, i]`` True need a bound.
+
+        ``mask`` is boolean ``(n, k)`` (its column ``y_n`` is ignored). Where ``mask`` is True the entry
+        is exactly (bit for bit) the one :meth:`upper` gives for the same ``X``; elsewhere it is a
+        valid upper bound or ``+inf``; ``U[n, y_n] = -inf``. This default computes every pair; a bound
+        whose work splits by pair overrides it to skip the others (``alpha-crown``, ``lp-triangle``).
+        To leave out whole examples, slice ``X`` and ``y`` instead.
+        """
+        return self.upper(state, weights, X, y, eps, clip)
+
     def pair_table(self, state: Any) -> PairTable | None:
         """The SDP pair table behind the bounds, reported as ``pairs``/``sdp_seconds``; None if none."""
         return None
+
+    def report(self, state: Any) -> dict[str, Any]:
+        """Extra fields of the JSON report of the last :meth:`upper` with ``state`` ({} for most bounds;
+        ``best`` gives ``decided_by``)."""
+        return {}

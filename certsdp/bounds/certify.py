@@ -45,6 +45,8 @@ class CertifyResult:
     bounds: np.ndarray  # (n,) upper bound on max_{i != y} f^{iy}(x~)
     upper: np.ndarray = field(repr=False)  # (n, k)
     table: PairTable | None = field(default=None, repr=False)
+    #: the bound's own report fields (:meth:`~certsdp.bounds.base.Bound.report`; ``best``: ``decided_by``)
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def n(self) -> int:
@@ -69,6 +71,7 @@ class CertifyResult:
         if self.table is not None:
             report["pairs"] = self.table.pairs_json()
             report["sdp_seconds"] = self.table.seconds
+        report.update(self.extra)
         return report
 
 
@@ -96,7 +99,9 @@ def certify(weights: Weights, X: np.ndarray, y: np.ndarray, eps: float, method: 
     t0 = time.perf_counter()
     state = bound.prepare(weights, **prepare_options)
     U = bound.upper(state, weights, X, y, eps, clip)
-    return _result(weights, X, y, eps, method, clip, U, t0, bound.pair_table(state), scores)
+    result = _result(weights, X, y, eps, method, clip, U, t0, bound.pair_table(state), scores)
+    result.extra = bound.report(state)
+    return result
 
 
 def _prepare_options(bound: Bound, table: PairTable | None, progress: bool,

@@ -26,10 +26,12 @@ looser than the LP optimum, never unsound. A pair whose LP is not solved to opti
 warning counts them).
 
 One HiGHS model per example (the rows depend on the example's unstable units only), re-solved for
-each class with the new costs from the previous basis. With ``clip`` the LP is over the clipped box
-only (the triangle LP is monotone in the box). The exact reference with the full triangle, computed
-by scipy's HiGHS, is :func:`certsdp.bounds.exact.lp_relaxation_max_pair`. Timings:
-``docs/per-example-bounds.md``.
+each class with the new costs from the previous basis. Per pair (:meth:`LPTriangleBound.upper_where`,
+used by ``best``): only the examples with a pair asked for get a model, solved up to the last class
+asked for (the classes before it too, for their bases), so those pairs keep the bits of the full run.
+With ``clip`` the LP is over the clipped box only (the triangle LP is monotone in the box). The exact
+reference with the full triangle, computed by scipy's HiGHS, is
+:func:`certsdp.bounds.exact.lp_relaxation_max_pair`. Timings: ``docs/per-example-bounds.md``.
 """
 
 from __future__ import annotations
@@ -175,16 +177,25 @@ class TriangleState:
 
 
 def triangle_slopes(state: TriangleState, C: np.ndarray, R: np.ndarray | float, y: np.ndarray,
-                    pre: Preactivations) -> tuple[np.ndarray, int]:
+                    pre: Preactivations, need: np.ndarray | None = None) -> tuple[np.ndarray, int]:
     """Lower slopes ``(n, k - 1, m)`` from the LP duals for the boxes ``[C +- R]`` (bounds ``pre``) and
-    labels ``y``, and the number of LPs not solved to optimality."""
+    labels ``y``, and the number of LPs not solved to optimality.
+
+    With ``need`` (boolean ``(n, k - 1)``) an example's classes are solved up to its last needed one
+    (each LP starts from the basis of the one before, so the classes before it are solved too, to
+    keep its bits); the classes after it, and examples with none, keep CROWN's slopes."""
     net, Dv = state.relax.net, state.relax.tables.Dv
     n, P = C.shape[0], Dv.shape[1]
     slopes, failed = np.empty((n, P, net.m)), 0
     for j in range(n):
+        stop = P if need is None else int(np.flatnonzero(need[j]).max(initial=-1)) + 1
+        if stop < P:
+            slopes[j, stop:] = adaptive_slopes(pre.L[j], pre.U[j])
+        if stop == 0:
+            continue
         r = R if np.ndim(R) == 0 else R[j]
         lp = TriangleLP(net.W, net.b, C[j], r, pre.L[j], pre.U[j], state.time_limit)
-        for p in range(P):
+        for p in range(stop):
             slopes[j, p], ok = lp.solve(Dv[y[j], p])
             failed += not ok
     return slopes, failed
@@ -208,19 +219,36 @@ class LPTriangleBound(Bound):
 
     def upper(self, state: TriangleState, weights: Weights, X: np.ndarray, y: np.ndarray, eps: float,
               clip: tuple[float, float] | None) -> np.ndarray:
-        relax = state.relax
-        C, R = boxes(X, eps, clip, both=False)[0]
-        pairs = np.empty((X.shape[0], weights.k - 1))
-        failed = 0
-        for start in range(0, X.shape[0], relax.batch_size):
-            rows = slice(start, start + relax.batch_size)
-            Rc = R if np.ndim(R) == 0 else R[rows]
-            pre = preactivation_bounds(relax.net, C[rows], Rc)
-            slopes, bad = triangle_slopes(state, C[rows], Rc, y[rows], pre)
-            pairs[rows] = relax.pairs(X[rows], y[rows], eps, clip, slopes, both_boxes=False)
-            failed += bad
-        if failed:
-            warnings.warn(f"lp-triangle: {failed} LP(s) not solved to optimality (time_limit "
-                          f"{state.time_limit:g} s, or numerical trouble); those pairs keep CROWN's slopes",
-                          RuntimeWarning, stacklevel=2)
-        return relax.upper(pairs, y)
+        return _lp_triangle(state, X, y, eps, clip, None)
+
+    def upper_where(self, state: TriangleState, weights: Weights, X: np.ndarray, y: np.ndarray, eps: float,
+                    clip: tuple[float, float] | None, mask: np.ndarray) -> np.ndarray:
+        """LPs only for the examples with a pair in ``mask``, each up to its last such class (see
+        :func:`triangle_slopes`); the batches are those of :meth:`upper`, so every pair of ``mask``
+        gets its very bits. Other pairs: CROWN's slopes on the clipped box, or ``+inf``."""
+        need = mask[np.arange(X.shape[0])[:, None], state.relax.tables.others[y]]
+        return _lp_triangle(state, X, y, eps, clip, need)
+
+
+def _lp_triangle(state: TriangleState, X: np.ndarray, y: np.ndarray, eps: float,
+                 clip: tuple[float, float] | None, need: np.ndarray | None) -> np.ndarray:
+    """The ``(n, k)`` bounds; with ``need`` (``(n, k - 1)``) LPs only where :func:`triangle_slopes` needs
+    them, and batches without a needed pair skipped (``+inf``)."""
+    relax = state.relax
+    C, R = boxes(X, eps, clip, both=False)[0]
+    pairs = np.full((X.shape[0], relax.tables.Dv.shape[1]), np.inf)
+    failed = 0
+    for start in range(0, X.shape[0], relax.batch_size):
+        rows = slice(start, start + relax.batch_size)
+        if need is not None and not need[rows].any():
+            continue
+        Rc = R if np.ndim(R) == 0 else R[rows]
+        pre = preactivation_bounds(relax.net, C[rows], Rc)
+        slopes, bad = triangle_slopes(state, C[rows], Rc, y[rows], pre, None if need is None else need[rows])
+        pairs[rows] = relax.pairs(X[rows], y[rows], eps, clip, slopes, both_boxes=False)
+        failed += bad
+    if failed:
+        warnings.warn(f"lp-triangle: {failed} LP(s) not solved to optimality (time_limit "
+                      f"{state.time_limit:g} s, or numerical trouble); those pairs keep CROWN's slopes",
+                      RuntimeWarning, stacklevel=3)
+    return relax.upper(pairs, y)
