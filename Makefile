@@ -41,7 +41,10 @@ setup: $(BIN)/python
 
 test: setup
 	$(BIN)/ruff check certsdp tests benchmarks
-	$(BIN)/python -m pytest -q --durations=15 tests notebooks --nbval-lax --nbval-current-env
+	# notebook 05 (per-example certificates) is left out of nbval: its smoke profile still takes far too long
+	# for CI (sdp-cert, lp-triangle); its logic is unit-tested in tests/test_per_example.py and test_best.py
+	$(BIN)/python -m pytest -q --durations=15 tests notebooks --nbval-lax --nbval-current-env \
+	  --ignore=notebooks/05_per_example_certificates.ipynb
 
 reproduce: setup
 	mkdir -p results $(NB_OUT)

@@ -22,6 +22,7 @@ import pytest
 from conftest import random_weights
 
 import certsdp.bounds.alpha_crown as alpha_crown_module
+import certsdp.bounds.best as best_module
 import certsdp.bounds.lp_triangle as lp_triangle_module
 from certsdp.bounds import BOUNDS, Bound, certify, get_bound, register
 from certsdp.bounds.best import CASCADE, EXPENSIVE, provably_misclassified
@@ -265,6 +266,35 @@ def test_pairs_certified_by_different_methods_combine(half_bounds) -> None:
     assert result.certified.all() and result.to_json()["decided_by"] == ["odd"] * 8
     open_after_even = _off_label(np.tile(np.arange(4) % 2 == 1, (8, 1)), y)
     np.testing.assert_array_equal(OddBound.masks[0], open_after_even)  # asked for the odd classes only
+
+
+class PlainBound(Bound):
+    """A bound without its own ``upper_where``: interval arithmetic would do; it records its inputs."""
+
+    name = "plain"
+    description = "records the examples it is given (test bound)"
+    rows: list[int] = []
+
+    def upper(self, state, weights, X, y, eps, clip):
+        type(self).rows.append(X.shape[0])
+        return get_bound("lp").upper(get_bound("lp").prepare(weights), weights, X, y, eps, clip)
+
+
+def test_an_expensive_bound_without_upper_where_gets_the_open_examples_only(half_bounds,
+                                                                            monkeypatch) -> None:
+    weights = random_weights(12, 4, 6, 3)
+    X, y = _data(weights, 12, 12, wrong=2)
+    hopeless = provably_misclassified(weights, X, y)
+    register(PlainBound)
+    PlainBound.rows = []
+    try:
+        monkeypatch.setattr(best_module, "EXPENSIVE", frozenset({"plain"}))
+        certify(weights, X, y, 0.1, "best", methods="even,plain")
+        # after "even" (classes 0 and 2) an example is open iff class 1 is one of its wrong classes
+        expected = int(np.sum((y != 1) & ~hopeless))
+        assert 0 < expected < 12 and PlainBound.rows == [expected]
+    finally:
+        del BOUNDS["plain"]
 
 
 def test_provably_misclassified_examples_are_never_opened(half_bounds) -> None:
