@@ -2,7 +2,8 @@
 
 ``problem`` (the reduced, scaled relaxation and its dual matrix), ``certificate`` (rigorous dual
 certification), ``arrow``/``schur``/``corrector``/``ipm`` (the structured primal-dual interior-point
-solver), ``solve`` (solve and certify every target of an example), ``reference`` (cvxpy, for tests).
+solver), ``solve`` (solve and certify every target of an example, warm-started), ``reference`` (cvxpy,
+for tests), ``timing`` (the measurements of ``docs/sdp-cert.md``).
 The bound built on it is :class:`certsdp.bounds.sdp_cert.SDPCertBound` (method ``sdp-cert``).
 """
 
