@@ -99,20 +99,3 @@ def test_data_and_network_checks_of_notebook_00(mnist_dir: Path, monkeypatch) ->
     assert tuple(table.index) == NETWORK_NAMES
     assert table.loc["SDP-NN", "clean error %"] == pytest.approx(3.41)
     assert table.loc["SDP-NN", "paper %"] == 4.2
-
-
-@pytest.mark.slow
-def test_fig4_demo_networks_recompute_the_training_bounds(mnist_dir: Path, monkeypatch, one_thread) -> None:
-    """Figure 4's fallback: two demo networks trained here; their eq. 16 bounds are recomputed from
-    the checkpoints, must equal what training recorded, and lie above the exact SDP's primal values."""
-    from certsdp.experiments import fig4
-
-    monkeypatch.setenv("CERTSDP_DATA", str(mnist_dir))
-    ctx = context.load("smoke", root=ROOT)
-    nets = fig4.train_demo()
-    chosen = fig4.Networks(False, nets, context.DEMO_CERT_EPS, ctx.profile.fig4_demo)
-    fig4.pair_bounds(ctx, chosen)  # raises if recomputed bounds differ from the record
-    for rec in nets.values():
-        off = ~np.eye(rec.weights.k, dtype=bool)
-        assert rec.entry is None and np.all(np.isfinite(rec.table.lower[off]))  # solved here: primal known
-        assert np.all(rec.dual[off] >= rec.table.lower[off])
