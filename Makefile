@@ -39,12 +39,9 @@ setup: $(BIN)/python
 	$(BIN)/pip install -q torch==2.13.0  # CPU build; pyproject only asks for a range
 	$(BIN)/pip install -q -e ".[test]"
 
-# notebook 05 (per-example certificates) is left out of nbval: its smoke profile still takes far too long
-# for CI (sdp-cert, lp-triangle); its logic is unit-tested in tests/test_per_example.py and test_best.py
 test: setup
 	$(BIN)/ruff check certsdp tests benchmarks
-	$(BIN)/python -m pytest -q --durations=15 tests notebooks --nbval-lax --nbval-current-env \
-	  --ignore=notebooks/05_per_example_certificates.ipynb
+	$(BIN)/python -m pytest -q --durations=15 tests notebooks --nbval-lax --nbval-current-env
 
 reproduce: setup
 	mkdir -p results $(NB_OUT)

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from conftest import random_weights
 
+from certsdp.bounds import best
 from certsdp.experiments import context
 from certsdp.experiments import per_example as pe
 from certsdp.network.torch_model import TwoLayerNet
@@ -60,6 +61,32 @@ def test_a_bound_array_is_cached_and_checked_on_load(ctx, capsys) -> None:
     assert pe.cached_bounds(ctx, net, "clipped", "crown", 10)["cached"]  # rewritten with the right key
 
 
+def test_a_long_run_is_cached_in_chunks_and_resumes_from_the_last_one(ctx, monkeypatch, capsys) -> None:
+    net = _net()
+    whole = pe.cached_bounds(ctx, net, "unclipped", "crown", 12)
+    monkeypatch.setattr(pe, "CHUNK", 5)
+    chunked = pe.cached_bounds(ctx, net, "unclipped", "crown", 12)
+    assert not chunked["cached"] and "images 10 .. 11" in capsys.readouterr().out
+    assert chunked["bounds"].tobytes() == whole["bounds"].tobytes()  # crown works example by example
+    assert chunked["clean_error"] == pytest.approx(whole["clean_error"])
+    files = sorted(pe.cache_dir(ctx).glob("crown-*.npz"), key=lambda f: f.stat().st_mtime)
+    assert len(files) == 4  # the whole run and its three chunks
+    files[-2].unlink()  # one chunk: only that one is computed again
+    again = pe.cached_bounds(ctx, net, "unclipped", "crown", 12)
+    out = capsys.readouterr().out
+    assert out.count("images ") == 1 and again["bounds"].tobytes() == whole["bounds"].tobytes()
+    assert pe.cached_bounds(ctx, net, "unclipped", "crown", 12)["cached"]
+
+
+def test_best_s_chunks_join_into_one_cascade(ctx, monkeypatch) -> None:
+    monkeypatch.setattr(pe, "CHUNK", 5)
+    entry = pe.cached_bounds(ctx, _net(), "clipped", "best", 12)
+    assert len(entry["decided_by"]) == 12 and len(entry["bounds"]) == 12
+    certified = int(np.sum(entry["bounds"] < 0))
+    assert entry["cascade"][-1]["certified"] == certified == sum(d is not None for d in entry["decided_by"])
+    assert [s["method"] for s in entry["cascade"]] == [m for m in best.CASCADE if m in pe.BOUNDS]
+
+
 def test_the_key_holds_what_a_bound_depends_on(ctx) -> None:
     net, other = _net(0), _net(1)
     X, y = ctx.test_set
@@ -75,7 +102,7 @@ def test_the_key_holds_what_a_bound_depends_on(ctx) -> None:
 
 
 def test_the_experiment_end_to_end(ctx, monkeypatch, capsys) -> None:
-    monkeypatch.setitem(pe.SIZES, "smoke", pe.Sizes(n=12, subset=4))
+    monkeypatch.setitem(pe.SIZES, "smoke", pe.Sizes(n=12, subset=4, sdp_cert=3))
     monkeypatch.setattr(pe, "networks", lambda _ctx: [_net()])
     results = pe.compute(ctx)
     for name in (pe.CSV, pe.CSV_SUBSET, pe.CSV_DECIDED):
@@ -83,9 +110,10 @@ def test_the_experiment_end_to_end(ctx, monkeypatch, capsys) -> None:
     table = results.table
     assert list(table.index) == [("tiny (ours)", "unclipped"), ("tiny (ours)", "clipped")]
     assert (table["n"] == 12).all() and (table["n best"] == 4).all() and (table["n lp-triangle"] == 4).all()
+    assert (table["n sdp-cert"] == 3).all() and "sdp-cert %" not in results.subset  # fewer than subset
     assert table["clean error %"].tolist() == pytest.approx([100 * 2 / 12] * 2)
     subset = results.subset
-    methods = [f"{label} %" for label in pe.methods()]
+    methods = [f"{label} %" for label in pe.methods() if label != "sdp-cert"]
     for column in methods:  # best certifies at least what each method does, on the same 4 images
         assert (subset["best %"] <= subset[column]).all(), column
     assert (results.decided_by.drop(columns="n").sum(axis=1) == 4).all()

@@ -9,13 +9,16 @@ of all, cheapest first), beside the PGD error (a lower bound, :mod:`certsdp.expe
 the published numbers (:data:`PUBLISHED`).
 
 Sizes (:data:`SIZES`): the cheap bounds and PGD run on the first ``n`` test images of the profile;
-``lp-triangle``, ``sdp-cert`` and ``best`` (whose cascade ends with them) on the first ``subset``.
+``lp-triangle`` and ``best`` (whose cascade ends with ``lp-triangle`` and ``sdp-cert``) on the first
+``subset``; ``sdp-cert`` on every pair of the first ``sdp_cert`` images (seconds per pair: the smoke
+profile leaves that column out, ``best`` runs it only on the pairs nothing cheaper certified).
 ``best (no lp-triangle, sdp-cert)`` runs the cascade without them on all ``n``.
 
-Every bound array is cached in ``runs/per_example_cache/`` (:func:`cached_bounds`), keyed by the
-weights' SHA-256, the SDP pair table, the images, eps, the box, the method and its options and the
-source of the bound code, written atomically and checked whole when read back: an interrupted run
-resumes where it stopped, and a change to any of those computes the entry again.
+Every bound array is cached in ``runs/per_example_cache/`` (:func:`cached_bounds`) in chunks of
+:data:`CHUNK` images, each keyed by the weights' SHA-256, the SDP pair table, its images, eps, the box,
+the method and its options and the source of the bound code, written atomically and checked whole when
+read back: an interrupted run resumes from its last finished chunk, and a change to any of those
+computes the entry again.
 """
 
 from __future__ import annotations
@@ -56,8 +59,10 @@ METHODS: dict[str, tuple[str, dict[str, Any]]] = {
     "sdp-cert": ("sdp-cert", {}), "best": ("best", {}),
     "best (no lp-triangle, sdp-cert)": ("best", {"skip_expensive": True}),
 }
-#: the columns computed on the first ``subset`` images only
+#: the columns computed on the first ``subset`` images only (``sdp-cert``: on the first ``sdp_cert``)
 SUBSET_COLUMNS = ("lp-triangle", "sdp-cert", "best")
+#: images per cache entry: the unit of resumption of a long run, and of its progress lines
+CHUNK = 100
 #: the methods whose bounds depend on the SDP pair table
 TABLE_METHODS = ("sdp", "best")
 CODE_SOURCES = ("bounds/*.py", "sdp/**/*.py", "numerics/*.py", "network/weights.py")
@@ -66,13 +71,16 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
 @dataclass(frozen=True)
 class Sizes:
-    """The first ``n`` test images for the cheap bounds and PGD, the first ``subset`` for the others."""
+    """The first ``n`` test images for the cheap bounds and PGD, the first ``subset`` for ``lp-triangle``
+    and ``best``, the first ``sdp_cert`` for ``sdp-cert`` on every pair (0: the column is left out)."""
 
     n: int
     subset: int
+    sdp_cert: int
 
 
-SIZES = {"smoke": Sizes(n=200, subset=20), "full": Sizes(n=10000, subset=1000)}
+#: smoke: what CI re-runs (about 3 minutes on 2 cores); full: hours on a CPU (docs/per-example-bounds.md)
+SIZES = {"smoke": Sizes(n=100, subset=5, sdp_cert=0), "full": Sizes(n=10000, subset=1000, sdp_cert=100)}
 
 
 @dataclass(frozen=True)
@@ -130,9 +138,11 @@ def cache_dir(ctx: Context) -> Path:
     return ctx.root / "runs" / "per_example_cache"
 
 
-def methods() -> dict[str, tuple[str, dict[str, Any]]]:
-    """The columns of :data:`METHODS` whose bound is registered."""
-    return {label: spec for label, spec in METHODS.items() if spec[0] in BOUNDS}
+def methods(size: Sizes | None = None) -> dict[str, tuple[str, dict[str, Any]]]:
+    """The columns of :data:`METHODS` whose bound is registered (and, given ``size``, that run on at
+    least one image)."""
+    return {label: spec for label, spec in METHODS.items()
+            if spec[0] in BOUNDS and (size is None or _images(label, size) > 0)}
 
 
 def networks(ctx: Context) -> list[Net]:
@@ -204,40 +214,72 @@ def _write(path: Path, key: dict[str, Any], bounds: np.ndarray, info: dict[str, 
     write_bytes(path, buffer.getvalue(), "per-example cache entry")
 
 
-def cached_bounds(ctx: Context, net: Net, box: str, label: str, n: int) -> dict[str, Any]:
-    """Per image ``max_{i != y}`` of the bound ``label`` (:data:`METHODS`) on the first ``n`` test images,
-    with ``seconds``, ``clean_error`` and, for ``best``, ``decided_by``: read from the cache, else computed
-    by :func:`certsdp.bounds.certify` and stored. One line is printed per entry."""
+def _chunk(ctx: Context, net: Net, box: str, label: str, start: int, stop: int) -> dict[str, Any]:
+    """The cache entry of the images ``start .. stop - 1`` (read, else computed and stored)."""
     method, options = METHODS[label]
     X, y = ctx.test_set
-    X, y = X[:n], y[:n]
+    X, y = X[start:stop], y[start:stop]
     key = cache_key(net, X, y, box, method, options)
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
     path = cache_dir(ctx) / f"{method}-{digest}.npz"
     entry = _read(path, key)
-    if entry is None:
-        result = certify(net.weights, X, y, EPS, method, clip=BOXES[box], table=net.table, progress=False,
-                         **options)
-        info = {"seconds": result.seconds, "clean_error": result.clean_error,
-                "decided_by": result.extra.get("decided_by"), "cascade": result.extra.get("cascade")}
-        _write(path, key, result.bounds, info)
-        entry = {"bounds": result.bounds, **info, "cached": False}
-    else:
-        entry["cached"] = True
+    if entry is not None:
+        return {**entry, "cached": True}
+    result = certify(net.weights, X, y, EPS, method, clip=BOXES[box], table=net.table, progress=False,
+                     **options)
+    info = {"seconds": result.seconds, "clean_error": result.clean_error,
+            "decided_by": result.extra.get("decided_by"), "cascade": result.extra.get("cascade")}
+    _write(path, key, result.bounds, info)
+    return {"bounds": result.bounds, **info, "cached": False}
+
+
+def _join(chunks: list[dict[str, Any]]) -> dict[str, Any]:
+    """One entry from consecutive chunks: bounds and ``decided_by`` joined, seconds and the cascade's
+    counts summed, the clean error averaged over the images."""
+    sizes = np.array([len(c["bounds"]) for c in chunks])
+    entry: dict[str, Any] = {
+        "bounds": np.concatenate([c["bounds"] for c in chunks]),
+        "seconds": float(sum(c["seconds"] for c in chunks)),
+        "clean_error": float(np.dot(sizes, [c["clean_error"] for c in chunks]) / sizes.sum()),
+        "decided_by": None, "cascade": None, "cached": all(c["cached"] for c in chunks)}
+    if all(c.get("decided_by") is not None for c in chunks):
+        entry["decided_by"] = [d for c in chunks for d in c["decided_by"]]
+    if all(c.get("cascade") for c in chunks):
+        entry["cascade"] = [{"method": steps[0]["method"],
+                             **{k: sum(s[k] for s in steps) for k in ("pairs", "seconds", "certified")}}
+                            for steps in zip(*(c["cascade"] for c in chunks), strict=True)]
+    return entry
+
+
+def cached_bounds(ctx: Context, net: Net, box: str, label: str, n: int) -> dict[str, Any]:
+    """Per image ``max_{i != y}`` of the bound ``label`` (:data:`METHODS`) on the first ``n`` test images,
+    with ``seconds``, ``clean_error`` and, for ``best``, ``decided_by`` and the ``cascade``'s counts: each
+    chunk of :data:`CHUNK` images read from the cache, else computed by :func:`certsdp.bounds.certify` and
+    stored. One line is printed per entry, and one per chunk computed when there are several."""
+    chunks = []
+    for start in range(0, n, CHUNK):
+        chunks.append(_chunk(ctx, net, box, label, start, min(start + CHUNK, n)))
+        if n > CHUNK and not chunks[-1]["cached"]:
+            print(f"  {net.label}, {box}: {label}: images {start} .. {min(start + CHUNK, n) - 1} "
+                  f"in {chunks[-1]['seconds']:.1f} s", flush=True)
+    entry = _join(chunks)
     when = "cached" if entry["cached"] else "computed"
-    print(f"{net.label}, {box}: {label} on {n} images: certified error "
-          f"{100 * float(np.mean(~(entry['bounds'] < 0))):.2f}% ({when}, {entry['seconds']:.1f} s)")
+    error = 100 * float(np.mean(~(entry["bounds"] < 0)))
+    print(f"{net.label}, {box}: {label} on {n} images: certified error {error:.2f}% "
+          f"({when}, {entry['seconds']:.1f} s)", flush=True)
     return entry
 
 
 def _images(label: str, size: Sizes) -> int:
+    if label == "sdp-cert":
+        return size.sdp_cert
     return size.subset if label in SUBSET_COLUMNS else size.n
 
 
 def measure(ctx: Context, net: Net, box: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """One row of :func:`compute`'s table and the entries (:func:`cached_bounds`) behind it."""
     size = sizes(ctx)
-    entries = {label: cached_bounds(ctx, net, box, label, _images(label, size)) for label in methods()}
+    entries = {label: cached_bounds(ctx, net, box, label, _images(label, size)) for label in methods(size)}
     row: dict[str, Any] = {"network": net.label, "box": box, "n": size.n,
                            "clean error %": 100 * entries["fro"]["clean_error"]}
     for label, entry in entries.items():
@@ -268,10 +310,12 @@ def published(label: str, box: str) -> dict[str, float]:
 
 
 def subset_row(net: Net, box: str, entries: dict[str, dict[str, Any]], subset: int) -> dict[str, Any]:
-    """Every method's certified error on the first ``subset`` images (the same images as ``best``)."""
+    """Every method's certified error on the first ``subset`` images (the same images as ``best``); a
+    method run on fewer images (``sdp-cert``) is left out."""
     row: dict[str, Any] = {"network": net.label, "box": box, "n": subset}
     for label, entry in entries.items():
-        row[f"{label} %"] = 100 * float(np.mean(~(entry["bounds"][:subset] < 0)))
+        if len(entry["bounds"]) >= subset:
+            row[f"{label} %"] = 100 * float(np.mean(~(entry["bounds"][:subset] < 0)))
     return row
 
 
