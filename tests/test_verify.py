@@ -158,6 +158,33 @@ def test_full_pipeline_agrees_with_the_reference(clip, tmp_path: Path) -> None:
     assert summary["done"] == summary["n"] == 8
 
 
+def test_points_the_instant_certificates_prove_are_never_attacked(tmp_path: Path, monkeypatch) -> None:
+    """The instant bounds (lp, crown, ...) run before the attacks: a point they prove is robust without
+    an attack (the verdicts are those of attacking first), and only the other points are attacked."""
+    w = random_weights(4, 5, 8, 3)
+    X, y = _points(w, 10, 4)
+    eps = 0.02
+    first = verify(w, X, y, eps, tmp_path / "all", attack_steps=10, bounds=("lp", "crown"))
+    attacked: list[int] = []
+    real = pipeline.attack_points
+
+    def counted(weights, net, x, label, index, *args):
+        attacked.append(index)
+        return real(weights, net, x, label, index, *args)
+
+    monkeypatch.setattr(pipeline, "attack_points", counted)
+    again = verify(w, X, y, eps, tmp_path / "counted", attack_steps=10, bounds=("lp", "crown"))
+    rows = _rows(tmp_path / "counted")
+    instant = {i for i, row in rows.items() if row[2] == "robust" and "milp" not in row[3]
+               and "bab" not in row[3]}
+    assert instant and not instant & set(attacked)  # proved ones never attacked
+    assert set(attacked) == {i for i, row in rows.items() if row[2] != "misclassified"} - instant
+    assert {i: r[2] for i, r in rows.items()} == {i: r[2] for i, r in _rows(tmp_path / "all").items()}
+    assert first["counts"] == again["counts"]
+    for i in instant:  # looked at x only: the clean margin
+        assert float(rows[i][5]) == pytest.approx(float(np.max(margins(w, X[i], int(y[i])))))
+
+
 def test_robust_is_never_taken_on_the_milps_word(tmp_path: Path, monkeypatch) -> None:
     """A MILP that always answers "below 0" (a wrong HiGHS) cannot make a point robust: the branch and
     bound finds the witnesses; and without a closed branch and bound nothing is robust."""

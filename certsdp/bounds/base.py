@@ -48,6 +48,9 @@ class Bound(ABC):
     #: True if :meth:`upper` bounds the *clipped* box: inputs outside the clip range are then refused,
     #: since that box does not contain them (:func:`certsdp.numerics.box.check_inside_clip`)
     uses_clip: ClassVar[bool] = False
+    #: True for a bound with no optimisation (a closed form, a table lookup or one backward pass:
+    #: about a millisecond per example); ``certsdp verify`` tries these before its attacks
+    instant: ClassVar[bool] = False
 
     def prepare(self, weights: Weights, **options: Any) -> Any:
         """Work that depends on the weights only (not on eps or the data); returns the state."""

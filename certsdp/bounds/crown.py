@@ -36,6 +36,7 @@ class CrownBound(Bound):
     """CROWN: chord above, adaptive line (slope 0 or 1) below, maximised over the box in closed form."""
 
     name = "crown"
+    instant = True
     description = ("CROWN (Zhang et al. 2018): chord above, adaptive 0/1 slope below each unstable unit, "
                    "per example; tightened by clip")
     options = frozenset({"batch_size"})

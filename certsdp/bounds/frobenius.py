@@ -29,6 +29,7 @@ class FrobeniusBound(LipschitzBound):
     """Eq. 17: ``K_ij = sqrt(d) ||W||_F ||V_i - V_j||_2``."""
 
     name = "fro"
+    instant = True
     description = "Frobenius bound, eq. 17: eps sqrt(d) ||W||_F ||V_i - V_j||_2 (loosest, instant)"
 
     def prepare(self, weights: Weights, **options: Any) -> np.ndarray:

@@ -42,6 +42,7 @@ class LPBound(Bound):
     """Wong & Kolter's LP bound for one hidden layer, in closed form with rigorous rounding."""
 
     name = "lp"
+    instant = True
     description = ("LP bound of Wong & Kolter (2017): the dual network of the ReLU LP relaxation, "
                    "per example; tightened by clip")
     options = frozenset({"batch_size"})

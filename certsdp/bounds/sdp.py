@@ -47,6 +47,7 @@ class SDPBound(Bound):
     """Eq. 12: ``K_ij = S_ij / 4`` from the certified SDP pair table."""
 
     name = "sdp"
+    instant = True
     description = ("SDP bound, eq. 12: eps/4 S_ij with S_ij the certified SDP value of each class pair "
                    "(pairs solved once per network)")
     options = frozenset({"table", "progress", "solver"})

@@ -35,6 +35,7 @@ class SpectralBound(LipschitzBound):
     """Eq. 18: ``K_ij = sqrt(d) ||W||_2 ||V_i - V_j||_2``."""
 
     name = "spectral"
+    instant = True
     description = "spectral bound, eq. 18: eps sqrt(d) ||W||_2 ||V_i - V_j||_2"
 
     def prepare(self, weights: Weights, **options: Any) -> np.ndarray:
