@@ -86,8 +86,8 @@ def sign_decided(problem: ExampleSDP, k: int, ops: Operators, y: np.ndarray, dua
     return res <= tol and primal > tol * (1.0 + abs(dual)), None
 
 
-def _solve(problem: ExampleSDP, k: int, ops: Operators, options: SolveOptions, start: Iterate | None
-           ) -> tuple[TargetResult, bool]:
+def _solve(problem: ExampleSDP, k: int, ops: Operators, options: SolveOptions, start: Iterate | None,
+           max_iter: int) -> tuple[TargetResult, bool]:
     """One interior-point solve and its certificate; the flag says whether it converged or was decided."""
     t0, c0 = time.perf_counter(), time.process_time()
     found: list[ExampleCertificate | None] = []  # the decision's certificate (None: primal > 0)
@@ -98,8 +98,8 @@ def _solve(problem: ExampleSDP, k: int, ops: Operators, options: SolveOptions, s
             found.append(cert)
         return decided
 
-    result = solve_ipm(ops, tol=options.tol, max_iter=options.max_iter,
-                       stop=stop if options.stop_at_sign else None, start=start)
+    result = solve_ipm(ops, tol=options.tol, max_iter=max_iter, stop=stop if options.stop_at_sign else None,
+                       start=start)
     cert = found[0] if found and found[0] is not None else _certify(problem, k, ops, result.y)
     upper = math.inf if cert is None else cert.upper
     done = result.converged or bool(found)
@@ -122,9 +122,12 @@ def certify_target(problem: ExampleSDP, k: int, options: SolveOptions, warm: Ite
                             cpu=time.process_time() - c0)
     ops = Operators(problem, k)
     start = warm_start(ops, warm) if warm is not None else None
-    result, done = _solve(problem, k, ops, options, start)
-    if start is not None and not done:
-        cold, _ = _solve(problem, k, ops, options, None)
+    if start is None:
+        return _solve(problem, k, ops, options, None, options.max_iter)[0]
+    # a warm start gets half the budget (a cold solve takes 15-20 iterations), then the cold start
+    result, done = _solve(problem, k, ops, options, start, max(1, options.max_iter // 2))
+    if not done:
+        cold, _ = _solve(problem, k, ops, options, None, options.max_iter)
         result = TargetResult(upper=min(result.upper, cold.upper), primal=cold.primal,
                               iterations=result.iterations + cold.iterations,
                               seconds=time.perf_counter() - t0, converged=cold.converged,

@@ -6,7 +6,8 @@ the bound ``sdp-cert`` does (:func:`certsdp.sdp.example.solve.certify_target`, w
 :func:`~certsdp.sdp.example.solve.example_start`; ``stop_at_sign`` unless ``--exact``) and records per
 pair the certified bound, the wall and CPU seconds (the shared warm start of an image is reported
 separately and spread over its pairs in the summary) and the iterations, with the bounds of ``lp`` and
-of the global ``sdp`` (eq. 12, pair table solved by the fast solver). ``--summary`` summarises a file.
+of the global ``sdp`` (eq. 12, pair table solved by the fast solver). ``--summary`` summarises a report
+(``--out``) or printed logs (``--logs``); ``--first`` resumes a run cut short.
 The numbers quoted in ``docs/sdp-cert.md`` come from this module.
 """
 
@@ -28,22 +29,24 @@ from certsdp.sdp.example.solve import SolveOptions, certify_target, example_star
 from certsdp.sdp.pairs import solve_pairs
 
 
-def run(weights: Weights, X: np.ndarray, y: np.ndarray, eps: float, clip, options: SolveOptions
-        ) -> dict[str, Any]:
-    """The per-pair records (and per-image warm-start seconds) with the bounds of ``lp`` and ``sdp``."""
+def run(weights: Weights, X: np.ndarray, y: np.ndarray, eps: float, clip, options: SolveOptions,
+        first: int = 0) -> dict[str, Any]:
+    """The per-pair records (and per-image warm-start seconds) with the bounds of ``lp`` and ``sdp``, for
+    the images ``first ..``; each record is also printed as one JSON line (a log that
+    :func:`read_log` turns back into a report if the run is cut short)."""
     C, R = center_radius(X, eps, clip)
     pre = preactivation_bounds(ReluNet(weights), C, R)
     lp = certify(weights, X, y, eps, "lp", clip=clip, progress=False).upper
     sdp = certify(weights, X, y, eps, "sdp", table=solve_pairs(weights, progress=False), progress=False).upper
-    pairs, warm_seconds, warm_cpu = [], [], []
-    for n in range(X.shape[0]):
+    pairs, warm_seconds, warm_cpu = [], [0.0] * X.shape[0], [0.0] * X.shape[0]
+    for n in range(first, X.shape[0]):
         targets = np.array([i for i in range(weights.k) if i != y[n]])
         radius = R if np.ndim(R) == 0 else R[n]
         problem = build_example(weights, C[n], radius, pre.L[n], pre.U[n], int(y[n]), targets)
         t0, c0 = time.perf_counter(), time.process_time()
         warm = example_start(problem, options)
-        warm_seconds.append(time.perf_counter() - t0)
-        warm_cpu.append(time.process_time() - c0)
+        warm_seconds[n], warm_cpu[n] = time.perf_counter() - t0, time.process_time() - c0
+        print(json.dumps({"image": n, "warm_seconds": warm_seconds[n], "warm_cpu": warm_cpu[n]}), flush=True)
         for k, i in enumerate(targets):
             r = certify_target(problem, k, options, warm)
             record = {"image": n, "target": int(i), "unstable": problem.p, "upper": r.upper,
@@ -52,7 +55,31 @@ def run(weights: Weights, X: np.ndarray, y: np.ndarray, eps: float, clip, option
             pairs.append(record)
             print(json.dumps(record), flush=True)
     return {"eps": eps, "clip": clip, "tol": options.tol, "stop_at_sign": options.stop_at_sign,
-            "n": int(X.shape[0]), "warm_seconds": warm_seconds, "warm_cpu": warm_cpu, "pairs": pairs}
+            "n": int(X.shape[0]), "images": list(range(first, X.shape[0])), "warm_seconds": warm_seconds,
+            "warm_cpu": warm_cpu, "pairs": pairs}
+
+
+def read_log(paths: list[str], n: int) -> dict[str, Any]:
+    """A report from the JSON lines printed by :func:`run` (several logs may be joined; a later record of
+    the same pair replaces an earlier one); only images with all their pairs are kept, and an image
+    without a warm-start line counts its warm start as 0."""
+    records: dict[tuple[int, int], dict[str, Any]] = {}
+    warm_seconds, warm_cpu = np.zeros(n), np.zeros(n)
+    for path in paths:
+        with open(path) as f:
+            for line in f:
+                if not line.startswith("{"):
+                    continue
+                rec = json.loads(line)
+                if "warm_seconds" in rec:
+                    warm_seconds[rec["image"]], warm_cpu[rec["image"]] = rec["warm_seconds"], rec["warm_cpu"]
+                else:
+                    records[(rec["image"], rec["target"])] = rec
+    pairs = list(records.values())
+    counts = np.bincount([p["image"] for p in pairs], minlength=n)
+    complete = [i for i in range(n) if counts[i] == 9]
+    return {"n": n, "images": complete, "warm_seconds": warm_seconds.tolist(), "warm_cpu": warm_cpu.tolist(),
+            "pairs": [p for p in pairs if p["image"] in complete]}
 
 
 def _quantiles(values: list[float]) -> dict[str, float]:
@@ -73,6 +100,7 @@ def summarize(report: dict[str, Any], correct: np.ndarray) -> dict[str, Any]:
     """Seconds per pair (the image's warm start spread over its pairs), iterations, certified errors of
     ``sdp-cert``, ``lp`` and ``sdp`` (``correct``: the clean prediction is right) and pairwise wins."""
     pairs, n = report["pairs"], report["n"]
+    images = np.asarray(report.get("images", range(n)), dtype=np.intp)
     per_image = np.bincount([p["image"] for p in pairs], minlength=n)
     out: dict[str, Any] = {"pairs": len(pairs), "unstable": _quantiles([p["unstable"] for p in pairs])}
     for key, warm in (("seconds", "warm_seconds"), ("cpu", "warm_cpu")):
@@ -84,7 +112,8 @@ def summarize(report: dict[str, Any], correct: np.ndarray) -> dict[str, Any]:
         for m, w in worst.items():
             w[p["image"]] = max(w[p["image"]], p[m])
     name = {"upper": "sdp-cert", "lp": "lp", "sdp": "sdp"}
-    certified = {name[m]: correct & (w < 0) for m, w in worst.items()}
+    certified = {name[m]: (correct & (w < 0))[images] for m, w in worst.items()}
+    out["images_counted"] = int(images.size)
     out["certified_error"] = {m: float(1.0 - c.mean()) for m, c in certified.items()}
     out["images"] = {f"{a}_not_{b}": int((certified[a] & ~certified[b]).sum())
                      for a in certified for b in certified if a != b}
@@ -102,22 +131,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clip", action="store_true")
     parser.add_argument("--tol", type=float, default=1e-5)
     parser.add_argument("--exact", action="store_true", help="stop_at_sign=False: solve every pair to tol")
-    parser.add_argument("--out", required=True)
+    parser.add_argument("--out", default="", help="the report (JSON) to write, or with --summary to read")
+    parser.add_argument("--first", type=int, default=0, help="start at this image (resume a run)")
     parser.add_argument("--summary", action="store_true", help="summarise an existing --out file instead")
+    parser.add_argument("--logs", nargs="+", help="with --summary: summarise these printed logs instead")
     args = parser.parse_args(argv)
     weights = Weights.load(args.weights)
     X, y = load_mnist("test", limit=args.limit)
     X = X.astype(np.float64)
     if args.summary:
-        with open(args.out) as f:
-            report = json.load(f)
+        if args.logs:
+            report = read_log(args.logs, args.limit)
+        else:
+            with open(args.out) as f:
+                report = json.load(f)
         n = report["n"]
         print(json.dumps(summarize(report, weights.scores(X[:n]).argmax(axis=1) == y[:n]), indent=1))
         return
     options = SolveOptions(tol=args.tol, stop_at_sign=not args.exact)
-    report = run(weights, X, y, args.eps, (0.0, 1.0) if args.clip else None, options)
-    with open(args.out, "w") as f:
-        json.dump(report, f)
+    report = run(weights, X, y, args.eps, (0.0, 1.0) if args.clip else None, options, args.first)
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(report, f)
 
 
 if __name__ == "__main__":
