@@ -241,3 +241,14 @@ def test_a_tie_within_rounding_is_not_a_mistake() -> None:
     cfg = VerifyConfig(eps=2.0**-70, time_limit=2.0, attack_restarts=0, bounds=("lp",))
     result = Verifier(w, cfg, prepare_bounds(w, cfg.bounds, None))(0, x, 0)
     assert result.verdict in ("robust", "unknown")
+
+
+def test_the_default_bounds_leave_out_the_combination_best() -> None:
+    """``best`` would repeat the per-example SDP on the targets that bound already left open."""
+    from certsdp.bounds import BOUNDS
+    from certsdp.verify.api import check_bounds
+
+    default = check_bounds(None)
+    assert "best" in BOUNDS and "best" not in default
+    assert set(default) == set(BOUNDS) - {"best"} and "sdp-cert" in default
+    assert check_bounds(["best", "lp", "best"]) == ("best", "lp")  # still available when asked for

@@ -32,10 +32,20 @@ def check_time_limit(value: Any) -> float:
     return seconds
 
 
+#: left out of the default bounds: ``best`` only combines the others, which verify already runs one by
+#: one on the targets still open (it would repeat ``sdp-cert`` on the targets that one left open)
+COMBINATIONS = frozenset({"best"})
+
+
+def default_bounds() -> tuple[str, ...]:
+    """Every registered bound but the combinations (:data:`COMBINATIONS`), in registry order."""
+    return tuple(name for name in BOUNDS if name not in COMBINATIONS)
+
+
 def check_bounds(names: Any) -> tuple[str, ...]:
-    """Registered bound names (None: all of :data:`certsdp.bounds.BOUNDS`, in registry order)."""
+    """Registered bound names (None: :func:`default_bounds`)."""
     if names is None:
-        return tuple(BOUNDS)
+        return default_bounds()
     names = tuple(names)
     unknown = [name for name in names if name not in BOUNDS]
     if unknown:
@@ -69,8 +79,9 @@ def verify(weights: Weights, X: np.ndarray, y: np.ndarray, eps: float, out: str 
     ``[clip[0], clip[1]]^d``; ``indices`` name the points in the verdicts (default ``0 .. n - 1``);
     ``time_limit`` (seconds) bounds each point's exact stage; ``workers`` > 1 runs a local Dask
     cluster, ``scheduler`` uses an existing one. ``bounds`` are the registered certificates to try
-    (default: all); the SDP bound takes ``table``, or the table at ``sdp_table`` (loaded and
-    re-certified, or solved and saved there), or solves one. ``attack_restarts = 0`` skips the attacks.
+    (default: all but ``best``, :func:`default_bounds`); the SDP bound takes ``table``, or the table
+    at ``sdp_table`` (loaded and re-certified, or solved and saved there), or solves one;
+    ``attack_restarts = 0`` skips the attacks.
     ``on_result`` is called with every new :class:`~certsdp.verify.pipeline.PointResult` (per-stage
     times included) once it is stored.
     Raises :class:`InputError` (one line) for any bad argument.
