@@ -82,3 +82,18 @@ def net_and_inputs(tmp_path: Path) -> tuple[Path, Path]:
     inputs = tmp_path / "inputs.npz"
     np.savez(inputs, X=X, y=weights.scores(X).argmax(axis=1))
     return net, inputs
+
+
+def smoke_context(root: Path, weights, n: int = 12):
+    """A smoke notebook context rooted in ``root`` whose test set is ``n`` random images labelled by
+    ``weights``, the first two mislabelled (notebook experiments on a tiny network)."""
+    import numpy as np
+
+    from certsdp.experiments import context
+
+    out = context.Context(profile=context.get_profile("smoke"), root=root, nets_dir=root / "nets")
+    X = np.random.default_rng(0).uniform(0.0, 1.0, (n, weights.d)).astype(np.float32)
+    y = weights.scores(X.astype(np.float64)).argmax(axis=1)
+    y[:2] = (y[:2] + 1) % weights.k
+    out.__dict__["test_set"] = (X, y)  # the cached_property, filled
+    return out

@@ -17,7 +17,9 @@ import pytest
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 ABSOLUTE_PATH = re.compile(r"(?<![\w.])(/work/|/home/|/root/|/tmp/|/Users/|/private/|[A-Z]:\\\\)")
 #: checked cells per notebook: the certified errors (and 00's data checks)
-CHECKED = {"00": 2, "01": 1, "02": 1, "03": 1, "04": 1, "05": 1}
+CHECKED = {"00": 2, "01": 1, "02": 1, "03": 1, "04": 1, "05": 1, "06": 1}
+#: beyond the paper: the experiment module a notebook drives and the function naming its checked columns
+DRIVES = {"05": ("per_example", "certified_columns"), "06": ("verification", "checked_columns")}
 
 
 def code_cells(path: Path) -> list[dict]:
@@ -76,3 +78,13 @@ def test_notebooks_are_thin_drivers(path: Path) -> None:
     assert sum(sizes) <= 45 and max(sizes) <= 20, sizes
     text = "\n".join(source(c) for c in code_cells(path))
     assert not re.search(r"^\s*(def|class|for|while) ", text, re.M), "logic belongs in certsdp.experiments"
+
+
+@pytest.mark.parametrize("number", sorted(DRIVES))
+def test_notebooks_beyond_the_paper_check_their_module_s_columns(number: str) -> None:
+    path = next(p for p in NOTEBOOKS if p.name.startswith(number))
+    module, columns = DRIVES[number]
+    sources = [source(c) for c in code_cells(path)]
+    assert module in sources[1]
+    checked = [s for s in sources if s.startswith("# NBVAL_CHECK_OUTPUT")]
+    assert len(checked) == 1 and f"{module}.{columns}(" in checked[0]

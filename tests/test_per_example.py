@@ -9,13 +9,11 @@
 
 from __future__ import annotations
 
-import json
-import re
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import random_weights
+from conftest import random_weights, smoke_context
 
 from certsdp.bounds import best
 from certsdp.experiments import context
@@ -34,13 +32,7 @@ def _net(seed: int = 0, label: str = "tiny (ours)") -> pe.Net:
 @pytest.fixture()
 def ctx(tmp_path: Path) -> context.Context:
     """A smoke context rooted in ``tmp_path`` whose test set is 12 random images of the tiny network."""
-    out = context.Context(profile=context.get_profile("smoke"), root=tmp_path, nets_dir=tmp_path / "nets")
-    weights = _net().weights
-    X = np.random.default_rng(0).uniform(0.0, 1.0, (12, weights.d)).astype(np.float32)
-    y = weights.scores(X.astype(np.float64)).argmax(axis=1)
-    y[:2] = (y[:2] + 1) % weights.k
-    out.__dict__["test_set"] = (X, y)  # the cached_property, filled
-    return out
+    return smoke_context(tmp_path, _net().weights)
 
 
 def test_a_bound_array_is_cached_and_checked_on_load(ctx, capsys) -> None:
@@ -134,18 +126,3 @@ def test_published_numbers_stand_beside_the_paper_networks() -> None:
                        "Dvijotham et al. 2019 % (published)": 16.32}
     assert pe.published("LP-NN (paper)", "unclipped") == {"sdp % (published)": 93.0, "lp % (published)": 26.0}
     assert pe.published("SDP-NN (ours)", "clipped") == {}
-
-
-def test_notebook_05_is_a_thin_driver() -> None:
-    cells = [c for c in json.loads(NOTEBOOK.read_text())["cells"] if c["cell_type"] == "code"]
-    sources = ["".join(c["source"]) for c in cells]
-    assert "parameters" in cells[0]["metadata"].get("tags", [])
-    assert re.search(r'^profile = "smoke"', sources[0], re.M)
-    assert sum("parameters" in c["metadata"].get("tags", []) for c in cells) == 1
-    assert not any("injected-parameters" in c["metadata"].get("tags", []) for c in cells)
-    assert "context.load(profile)" in sources[1] and "per_example" in sources[1]
-    sizes = [sum(1 for line in s.splitlines() if line.strip()) for s in sources]
-    assert sum(sizes) <= 45 and max(sizes) <= 20
-    checked = [s for s in sources if s.startswith("# NBVAL_CHECK_OUTPUT")]
-    assert len(checked) == 1 and "print(" in checked[0]
-    assert not re.search(r"^\s*(def|class|for|while) ", "\n".join(sources), re.M)

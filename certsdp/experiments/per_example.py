@@ -41,7 +41,7 @@ from certsdp.experiments import plots
 from certsdp.experiments.context import EPS, PIXEL_BOX, Context
 from certsdp.experiments.curves import attack_curve
 from certsdp.experiments.manifest import sdp_table
-from certsdp.experiments.paper import paper_value
+from certsdp.experiments.paper import Published, published_beside
 from certsdp.network import Weights, load_network
 from certsdp.network.torch_model import TwoLayerNet
 from certsdp.sdp import PairTable, acquire_pair_table
@@ -81,18 +81,6 @@ class Sizes:
 
 #: smoke: what CI re-runs (about 3 minutes on 2 cores); full: hours on a CPU (docs/per-example-bounds.md)
 SIZES = {"smoke": Sizes(n=100, subset=5, sdp_cert=0), "full": Sizes(n=10000, subset=1000, sdp_cert=100)}
-
-
-@dataclass(frozen=True)
-class Published:
-    """A certified error stated in a paper for the paper's own network (percent)."""
-
-    network: str  # our row label, e.g. "SDP-NN (paper)"
-    box: str  # "clipped" or "unclipped"
-    column: str  # the column it stands beside
-    percent: float
-    images: int
-    source: str
 
 
 #: published certified errors at eps = 0.1 of the paper's SDP-NN (ICLR 2018), as the issue cites them.
@@ -296,17 +284,8 @@ def measure(ctx: Context, net: Net, box: str) -> tuple[dict[str, Any], dict[str,
 def published(label: str, box: str) -> dict[str, float]:
     """The published certified errors beside row ``(label, box)``: the ICLR 2018 paper's SDP and LP
     numbers (unclipped, all images) for its own networks, and :data:`PUBLISHED`."""
-    out = {}
-    if box == "unclipped" and label.endswith("(paper)"):
-        name = label.split(" ")[0]
-        for column, quantity in (("sdp", "SDP certified"), ("lp", "LP certified")):
-            value = paper_value(name, quantity)
-            if value is not None:
-                out[f"{column} % (published)"] = value
-    for entry in PUBLISHED:
-        if (entry.network, entry.box) == (label, box):
-            out[f"{entry.column} % (published)"] = entry.percent
-    return out
+    return published_beside(label, box, {"unclipped": (("sdp", "SDP certified"), ("lp", "LP certified"))},
+                            PUBLISHED)
 
 
 def subset_row(net: Net, box: str, entries: dict[str, dict[str, Any]], subset: int) -> dict[str, Any]:
