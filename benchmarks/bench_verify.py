@@ -22,11 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from certsdp.bounds import BOUNDS
 from certsdp.data.mnist import load_mnist
 from certsdp.network.weights import Weights
 from certsdp.sdp.table import acquire_pair_table
 from certsdp.verify import PointResult, verify
+from certsdp.verify.api import default_bounds
 
 NETS = Path(__file__).resolve().parents[2] / "shared" / "data" / "original_nets"
 
@@ -63,10 +63,11 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=20, help="the first N MNIST test points")
     parser.add_argument("--time-limit", type=float, default=60.0, help="seconds per point (exact stage)")
     parser.add_argument("--workers", type=int, default=1, help="Dask workers (0 or 1: in this process)")
-    parser.add_argument("--bounds", default=",".join(BOUNDS), help="certificates, comma-separated")
+    parser.add_argument("--bounds", default=",".join(default_bounds()), help="certificates, comma-separated")
     parser.add_argument("--attack-steps", type=int, default=100)
     parser.add_argument("--attack-restarts", type=int, default=2)
     parser.add_argument("--nets", default=str(NETS), help="folder of lp_nn.npz and sdp_nn.npz")
+    parser.add_argument("--networks", nargs="+", default=["lp_nn", "sdp_nn"], choices=["lp_nn", "sdp_nn"])
     parser.add_argument("--cache", default=str(Path.home() / ".cache" / "certsdp" / "bench_verify"))
     parser.add_argument("--data-dir", default=None)
     args = parser.parse_args()
@@ -76,7 +77,7 @@ def main() -> None:
           f"{args.time_limit:g} s/point, workers {args.workers}, bounds {','.join(args.bounds)}, PGD "
           f"{args.attack_steps} steps x {args.attack_restarts} restarts; "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores\n")
-    results = {name: run_network(name, args, X, y) for name in ("lp_nn", "sdp_nn")}
+    results = {name: run_network(name, args, X, y) for name in args.networks}
     verdicts = ("robust", "not_robust", "misclassified", "unknown")
     print("| network | " + " | ".join(verdicts) + " | unknown fraction | run wall time (s) | SDP table (s) |")
     print("|---" * (len(verdicts) + 4) + "|")
