@@ -68,8 +68,10 @@ def ascend(
     steps: int,
     step_size: float,
     objective: Objective,
+    keep_last: bool = False,
 ) -> torch.Tensor:
-    """Signed-gradient ascent of ``objective`` from each start; per row the worst point visited (or ``x``).
+    """Signed-gradient ascent of ``objective`` from each start; per row the worst point visited (or ``x``),
+    or with ``keep_last`` the last iterate of the last start (Madry et al.'s adversarial training).
 
     Trusted arguments: ``net`` in eval mode, ``x`` inside ``box``, labels in range. Nothing here
     copies to the host, so that a training step using it can be captured as a CUDA graph.
@@ -93,10 +95,12 @@ def ascend(
             z = z.detach()
             worst.keep(z, margin, rank)
             z = box.project(torch.add(z, grad.sign(), alpha=step_size))
+        if keep_last:
+            continue
         with torch.no_grad():
             margin, rank, _ = evaluate(z)
         worst.keep(z, margin, rank)
-    return worst.x
+    return z.detach() if keep_last and starts else worst.x
 
 
 def uniform_noise(shape: tuple[int, ...], generator: torch.Generator | None) -> torch.Tensor:

@@ -84,6 +84,8 @@ def pgd_unchecked(
     steps: int,
     step_size: float,
     noise: torch.Tensor,
+    clip: tuple[float, float] | None = None,
+    keep_last: bool = False,
 ) -> torch.Tensor:
     """PGD on the cross-entropy from one random start, for the inner loop of adversarial training.
 
@@ -94,11 +96,14 @@ def pgd_unchecked(
     to the host: nothing here waits for the device, so that a training step can be captured as a
     CUDA graph. ``x`` must be a finite ``(n, d)`` batch in the network's dtype and device, ``y`` its
     labels, ``eps`` a checked float and ``steps``, ``step_size`` as :func:`certsdp.attacks.
-    attack_settings` returns them.
+    attack_settings` returns them. Options of adversarial training's ablations: ``clip`` intersects the
+    box with ``[clip[0], clip[1]]^d`` (``x`` must lie in it), ``keep_last`` returns the last iterate
+    instead of the worst point visited.
     """
     if eps == 0:
         return x.detach().clone()
-    box = Box.around(x, eps)
+    box = Box.around(x, eps, clip)
     with eval_mode(net):
         start = box.uniform(noise[None])[0]
-        return ascend(net, x.detach(), y, box, [start], steps, step_size, cross_entropy_objective)
+        return ascend(net, x.detach(), y, box, [start], steps, step_size, cross_entropy_objective,
+                      keep_last=keep_last)

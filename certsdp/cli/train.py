@@ -26,8 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="train one of the paper's networks (NT-NN, Fro-NN, Spe-NN, AT-NN, SDP-NN, LP-NN)",
         description="Train a registered configuration on MNIST with Adam, checkpointing every epoch to "
         "OUT/checkpoint.pt, logging OUT/metrics.json and writing OUT/weights.npz at the end. "
-        "An interrupted run continues with --resume. --hidden, --epochs and --eps change the named "
-        "configuration (the changed configuration is recorded in the checkpoint).",
+        "An interrupted run continues with --resume. --hidden, --epochs, --eps and the --at-* options "
+        "change the named configuration (the changed configuration is recorded in the checkpoint).",
     )
     p.add_argument("--config", help="configuration name (see --list)")
     p.add_argument("--out", help="output folder (default results/<NAME>); created, and checked writable "
@@ -51,6 +51,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="training radius of the configuration's regularizer: sdp_eps (SDP: pair weights "
                    "and the per-epoch certified error), at_eps (AT: the PGD box) or lp_eps (LP: the "
                    "robust loss); refused for configurations without one (NT, Fro, Spe)")
+    p.add_argument("--at-clip", action="store_true",
+                   help="AT: the training PGD's box intersected with [0, 1] (an ablation; the paper's "
+                   "is not)")
+    p.add_argument("--at-keep", choices=("worst", "last"),
+                   help="AT: train on the worst point PGD visited (default) or its last iterate "
+                   "(Madry et al.)")
+    p.add_argument("--at-weight", type=float,
+                   help="AT: weight of the adversarial cross-entropy (default 0.5: CE + 0.5 x the PGD loss)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument("--list", action="store_true", help="list the configurations and exit")
     p.set_defaults(func=run)
@@ -72,7 +80,7 @@ def _describe_rows(configs: list[TrainConfig]) -> list[str]:
 
 
 def _overrides(args: argparse.Namespace, name: str) -> dict[str, tuple[str, object]]:
-    """``field -> (flag, value)`` for --epochs, --hidden and --eps."""
+    """``field -> (flag, value)`` for --epochs, --hidden, --eps and the adversarial-training options."""
     overrides: dict[str, tuple[str, object]] = {}
     if args.epochs is not None:
         overrides["epochs"] = ("--epochs", args.epochs)
@@ -84,6 +92,11 @@ def _overrides(args: argparse.Namespace, name: str) -> dict[str, tuple[str, obje
             raise InputError(f"--eps: configuration {name} (reg {CONFIGS[name].reg!r}) trains without a "
                              "radius; --eps applies to the SDP, AT and LP configurations")
         overrides[field] = ("--eps", args.eps)
+    adversarial = (("at_clip", "--at-clip", args.at_clip or None), ("at_keep", "--at-keep", args.at_keep),
+                   ("at_weight", "--at-weight", args.at_weight))
+    for field, flag, value in adversarial:
+        if value is not None:
+            overrides[field] = (flag, value)
     return overrides
 
 

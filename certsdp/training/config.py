@@ -12,9 +12,9 @@ The total training loss of one step, for a batch ``(x, y)`` and (for fro/spectra
 ``sdp``         ``objective + reg_lambda * sum_{j != i} w_ij (D lambda_max^+(M_ij - diag c_ij)
                 + 1^T max(c_ij, 0))`` (eq. 15; ``w_ij`` all 1 unless ``sdp_weighted``)
 ``at``          ``objective + at_weight * CE(f(x_adv), y)`` with ``x_adv`` from PGD (``at_eps``,
-                ``at_step``, ``at_steps``, one random start) in the unclipped box; ``x_adv`` is
-                the worst point visited, as for every attack here (Madry et al. take the last
-                iterate: at least as strong a point, and usually the same one)
+                ``at_step``, ``at_steps``, one random start) in the unclipped box (``at_clip``:
+                intersected with [0, 1]); ``x_adv`` is the worst point visited, as for every attack
+                here (``at_keep="last"``: the last iterate, as Madry et al. take it)
 ``lp``          the Wong & Kolter robust loss at ``lp_eps`` alone (``objective`` must be ``ce``)
 ==============  ==============================================================================
 
@@ -79,6 +79,8 @@ class TrainConfig:
     at_step: float = 0.1
     at_steps: int = 40
     at_weight: float = 0.5
+    at_clip: bool = False
+    at_keep: str = "worst"
     lp_eps: float = 0.1
     epochs: int = 90
     batch_size: int = 50
@@ -130,8 +132,13 @@ class TrainConfig:
                 self._set_int(field, is_int(value) and value >= 1, "None or an integer >= 1")
 
     def _check_combination(self) -> None:
-        if not isinstance(self.sdp_weighted, bool):
-            raise InputError(f"sdp_weighted must be a bool, got {self.sdp_weighted!r}")
+        for field in ("sdp_weighted", "at_clip"):
+            if not isinstance(getattr(self, field), bool):
+                raise InputError(f"{field} must be a bool, got {getattr(self, field)!r}")
+        if self.at_keep not in ("worst", "last"):
+            raise InputError(f"at_keep must be 'worst' or 'last', got {self.at_keep!r}")
+        if (self.at_clip or self.at_keep != "worst") and self.reg != "at":
+            raise InputError("at_clip and at_keep only apply to reg='at'")
         if self.sdp_weighted and self.reg != "sdp":
             raise InputError("sdp_weighted only applies to reg='sdp'")
         if self.reg in ("none", "at", "lp") and self.reg_lambda != 0:

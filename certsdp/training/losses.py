@@ -151,6 +151,10 @@ def wong_kolter_robust_loss(
     return F.cross_entropy(wong_kolter_bounds(net, x, y, eps), y)
 
 
+#: which PGD point adversarial training uses: the worst visited (this package's attacks) or the last
+AT_KEEP = ("worst", "last")
+
+
 def at_loss(
     net: torch.nn.Module,
     x: torch.Tensor,
@@ -160,6 +164,8 @@ def at_loss(
     steps: int,
     generator: torch.Generator | None = None,
     noise: torch.Tensor | None = None,
+    clip: bool = False,
+    keep: str = "worst",
 ) -> torch.Tensor:
     """Cross-entropy at PGD adversarial examples (one random start; the points of :func:`certsdp.
     attacks.pgd` with ``restarts=1``, computed by :func:`certsdp.attacks.pgd_unchecked`).
@@ -170,7 +176,9 @@ def at_loss(
     drawn from ``generator`` (on the generator's device; nothing is drawn when ``eps`` is 0). Nothing
     waits for the device, so a training step using it can be captured as a CUDA graph
     (:mod:`certsdp.training.graphed_step`). The adversarial points are detached: the gradient is that of the
-    loss at fixed ``x_adv``.
+    loss at fixed ``x_adv``. The ablations of AT-NN's training (:class:`~certsdp.training.config.
+    TrainConfig`'s ``at_clip`` and ``at_keep``): ``clip`` intersects the box with ``[0, 1]^d``, and
+    ``keep="last"`` takes PGD's last iterate instead of the worst point visited.
 
     Checked (from Python values and shapes alone, so also inside a capture): ``eps``, ``step``,
     ``steps`` and the shapes of ``x``, ``y`` and ``noise`` (:class:`InputError`). Not checked, since
@@ -190,5 +198,8 @@ def at_loss(
         raise InputError(f"at_loss: noise must have the shape of x, {tuple(x.shape)}, "
                          f"got {tuple(noise.shape)}")
     noise = noise.to(device=x.device, dtype=torch.float64)
-    x_adv = pgd_unchecked(net, x, y, eps, settings["steps"], settings["step_size"], noise).detach()
+    if keep not in AT_KEEP:
+        raise InputError(f"at_loss: keep must be one of {', '.join(AT_KEEP)}, got {keep!r}")
+    x_adv = pgd_unchecked(net, x, y, eps, settings["steps"], settings["step_size"], noise,
+                          clip=(0.0, 1.0) if clip else None, keep_last=keep == "last").detach()
     return F.cross_entropy(net(x_adv), y)

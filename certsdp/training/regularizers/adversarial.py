@@ -33,8 +33,10 @@ class AdversarialTraining(Regularizer):
 
     @classmethod
     def describe(cls, config: TrainConfig) -> str:
+        ablation = (", box clipped to [0, 1]" if config.at_clip else "") + (
+            ", last iterate" if config.at_keep == "last" else "")
         return (f"at x {config.at_weight:g} (PGD eps {config.at_eps:g}, "
-                f"{config.at_steps} x {config.at_step:g})")
+                f"{config.at_steps} x {config.at_step:g}{ablation})")
 
     def on_epoch_start(self, epoch: int, net: nn.Module, data: DeviceData,
                        history: list[dict[str, Any]]) -> dict[str, Any]:
@@ -49,5 +51,5 @@ class AdversarialTraining(Regularizer):
     def loss(self, net: nn.Module, xb: torch.Tensor, yb: torch.Tensor, ctx: StepContext) -> torch.Tensor:
         cfg = self.config
         adversarial = cfg.at_weight * at_loss(net, xb, yb, cfg.at_eps, cfg.at_step, cfg.at_steps,
-                                              noise=ctx.pgd_noise)
+                                              noise=ctx.pgd_noise, clip=cfg.at_clip, keep=cfg.at_keep)
         return self.data_loss(net, xb, yb) + adversarial
