@@ -18,6 +18,7 @@ import math
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import random_weights, smoke_context
 
@@ -102,6 +103,7 @@ def test_the_experiment_end_to_end(ctx, monkeypatch, capsys, one_thread) -> None
     assert (table["PGD %"] <= table["verified attack %"]).all()
     assert (table["verified attack %"] == table["exact error %"]).all()
     assert (table["exact error %"] == table["verified upper %"]).all()
+    assert (table["errors re-checked"] == (table["verified attack %"] * 12 / 100).round()).all()  # audited
     for name in ve.CERTIFICATES:  # a certified point is proved robust: no certificate beats the verifier
         assert (table[f"{name} %"] >= table["verified upper %"]).all(), name
     assert table.loc[("tiny (ours)", "clipped", "smoke"), "lp %"] <= table.loc[
@@ -121,6 +123,14 @@ def test_the_experiment_end_to_end(ctx, monkeypatch, capsys, one_thread) -> None
         ve.sandwich_row(ctx, smoke_folder, _net(seed=1), "clipped", "smoke")
     with pytest.raises(InputError, match="not 0.1 unclipped"):
         ve.sandwich_row(ctx, smoke_folder, net, "unclipped", "smoke")
+    forged = ctx.results / ve.FOLDER / "tiny_eps0.1_clipped"
+    with np.load(forged / "witnesses.npz") as data:
+        index, Z = data["index"], data["X"].copy()
+    assert len(index), "the test needs a witness"
+    Z[0] = np.where(Z[0] > 0.5, 0.0, 1.0)  # a witness moved outside its box is refused
+    np.savez_compressed(forged / "witnesses.npz", index=index, X=Z)
+    with pytest.raises(InputError, match="outside its box|classified correctly"):
+        ve.sandwich_row(ctx, forged, net, "clipped", "full")
 
 
 def test_certificates_are_kept_in_the_folder_and_checked(ctx, monkeypatch, one_thread) -> None:

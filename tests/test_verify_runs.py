@@ -83,6 +83,25 @@ def test_interrupted_run_resumes_without_losing_or_redoing_points(tmp_path: Path
     assert third.calls == []
 
 
+def test_a_committed_folder_without_the_log_resumes_from_witnesses_npz(tmp_path: Path) -> None:
+    w, X, y = _data(n=12)
+    _run(w, X[:8], y[:8], tmp_path / "full")
+    out = tmp_path / "out"
+    first = Counter(stop=6)
+    with pytest.raises(KeyboardInterrupt):
+        _run(w, X[:8], y[:8], out, first)
+    before = np.load(out / "witnesses.npz")
+    assert len(before["index"]) > 0, "the test needs a not_robust point among the first six"
+    (out / "witnesses.log").unlink()  # what git keeps of a results/verify folder
+    second = Counter()
+    _run(w, X[:8], y[:8], out, second)
+    assert sorted(second.calls) == [6, 7]
+    after = np.load(out / "witnesses.npz")
+    reference = np.load(tmp_path / "full" / "witnesses.npz")
+    assert after["index"].tolist() == reference["index"].tolist()
+    np.testing.assert_array_equal(after["X"], reference["X"])
+
+
 def test_torn_last_line_is_dropped_and_recomputed(tmp_path: Path) -> None:
     w, X, y = _data()
     _run(w, X, y, tmp_path)

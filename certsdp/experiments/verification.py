@@ -58,6 +58,7 @@ from certsdp.experiments.per_example import cache_dir
 from certsdp.network import Weights, load_network
 from certsdp.sdp import PairTable, acquire_pair_table
 from certsdp.verify import verify
+from certsdp.verify.audit import audit_errors
 from certsdp.verify.pipeline import VERDICTS
 from certsdp.verify.store import HEADER, parse_row
 
@@ -78,7 +79,7 @@ CERTIFICATES = ("sdp", "lp", "crown", "alpha-crown")
 CERTIFICATES_FILE = "certificates.json"
 #: the columns that describe what was decided (checked by nbval; no seconds, no published numbers)
 CHECKED = ("n", "clean error %", "PGD %", "verified attack %", "exact error %", "verified upper %",
-           "unknown %", *(f"{name} %" for name in CERTIFICATES))
+           "unknown %", "errors re-checked", *(f"{name} %" for name in CERTIFICATES))
 FOLDER_NAME = re.compile(r"^(?P<name>.+)_eps(?P<eps>[0-9.e+-]+)_(?P<box>clipped|unclipped)$")
 
 
@@ -328,6 +329,21 @@ def check_run(ctx: Context, run: Run, net: Net, box: str) -> None:
         raise InputError(f"{ctx.rel(run.folder)}: its points are not the MNIST test points")
 
 
+def recheck_errors(ctx: Context, run: Run, net: Net, box: str) -> int:
+    """The errors ``run`` claims, re-checked from its files alone (:func:`certsdp.verify.audit.audit_errors`:
+    clean mistakes and witnesses proved in exact arithmetic, witnesses inside the box); their number, or
+    :class:`InputError` naming the first that fails."""
+    X, y = ctx.test_set
+    try:
+        with np.load(run.folder / "witnesses.npz") as data:
+            index, Z = data["index"], data["X"]
+    except (OSError, ValueError, KeyError):
+        raise InputError(f"{ctx.rel(run.folder)}: no readable witnesses.npz") from None
+    verdicts = dict(zip(run.verdicts["index"].tolist(), run.verdicts["verdict"].tolist(), strict=True))
+    audit = audit_errors(net.weights, X, y, verdicts, index, Z, EPS, BOXES[box])
+    return audit.misclassified + audit.witnesses
+
+
 def sandwich_row(ctx: Context, folder: str | Path, net: Net, box: str, source: str) -> dict[str, Any]:
     """One row of the table: ``net`` in ``box`` from the complete verify folder ``folder``
     (:func:`counts_row`), the cheap certificates' certified error on the same points
@@ -336,6 +352,7 @@ def sandwich_row(ctx: Context, folder: str | Path, net: Net, box: str, source: s
     run = read_run(folder)
     row = counts_row(run)
     check_run(ctx, run, net, box)
+    row["errors re-checked"] = recheck_errors(ctx, run, net, box)
     certs = certificate_errors(ctx, net, box, run)
     row.update({f"{name} %": value["percent"] for name, value in certs.items()})
     row.update(published(net.label, box))

@@ -9,7 +9,8 @@ Layout of ``DIR``:
 ``witnesses.log``   append-only float64 records ``(index, x~)`` (fsynced *before* the verdict rows
                     they back, so a ``not_robust`` row always has its witness on disk)
 ``witnesses.npz``   ``index (n_w)``, ``X (n_w, d)``: the witnesses of the ``not_robust`` rows,
-                    rewritten atomically from the log (:mod:`certsdp.atomic`)
+                    rewritten atomically from the log (:mod:`certsdp.atomic`), compressed; a folder
+                    without the log (a committed one) rebuilds it from here to resume
 ``summary.json``    counts and fractions per verdict, rewritten atomically
 ``.lock``           held with ``flock`` while a run writes: a second run on the same folder is
                     refused; the kernel releases it when the process dies, even by SIGKILL
@@ -151,6 +152,8 @@ class RunStore:
             except ValueError:
                 raise InputError(f"{self.csv} line {number} is malformed: {line[:60]!r}") from None
             self.rows.setdefault(row["index"], row)
+        if not self.log.exists():
+            self._seed_log()
         if self.log.exists():
             unit = 8 * (self.d + 1)
             records = np.frombuffer(_complete_part(self.log, unit), dtype=np.float64).reshape(-1, self.d + 1)
@@ -161,6 +164,22 @@ class RunStore:
         if missing:
             raise InputError(f"{self.folder}: not_robust rows without a witness in witnesses.log "
                              f"(first: index {missing[0]}); use another folder")
+
+    def _seed_log(self) -> None:
+        """Rebuild ``witnesses.log`` from ``witnesses.npz`` (a committed folder keeps only the npz)."""
+        npz = self.folder / "witnesses.npz"
+        if not npz.exists():
+            return
+        try:
+            with np.load(npz) as data:
+                index = np.asarray(data["index"], dtype=np.float64)
+                X = np.asarray(data["X"], dtype=np.float64)
+        except (OSError, ValueError, KeyError):
+            raise InputError(f"{npz} is unreadable; use another folder") from None
+        if X.shape != (len(index), self.d):
+            raise InputError(f"{npz}: X has shape {X.shape}, expected ({len(index)}, {self.d})")
+        if len(index):
+            _fsync_append(self.log, np.column_stack([index, X]).tobytes())
 
     def append(self, results: list[PointResult]) -> None:
         """Make ``results`` durable: their witnesses first, then their rows (each fsynced)."""
@@ -180,8 +199,8 @@ class RunStore:
         index = np.array(sorted(i for i, row in self.rows.items() if row["verdict"] == "not_robust"),
                          dtype=np.int64)
         X = np.array([self.witnesses[i] for i in index], dtype=np.float64).reshape(len(index), self.d)
-        write_with(self.folder / "witnesses.npz", lambda handle: np.savez(handle, index=index, X=X),
-                   "witnesses.npz")
+        write_with(self.folder / "witnesses.npz",
+                   lambda handle: np.savez_compressed(handle, index=index, X=X), "witnesses.npz")
 
     def write_summary(self, info: dict[str, Any], n_points: int) -> dict[str, Any]:
         """``summary.json``: ``info`` plus counts and fractions per verdict over ``n_points``."""
