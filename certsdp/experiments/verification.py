@@ -60,7 +60,7 @@ from certsdp.sdp import PairTable, acquire_pair_table
 from certsdp.verify import verify
 from certsdp.verify.audit import audit_errors
 from certsdp.verify.pipeline import VERDICTS
-from certsdp.verify.store import HEADER, parse_row
+from certsdp.verify.store import HEADER, parse_row, read_witnesses
 
 FOLDER = "verify"  # under results/
 SMOKE_FOLDER = "runs/verification_smoke"  # under the repository root
@@ -334,11 +334,7 @@ def recheck_errors(ctx: Context, run: Run, net: Net, box: str) -> int:
     clean mistakes and witnesses proved in exact arithmetic, witnesses inside the box); their number, or
     :class:`InputError` naming the first that fails."""
     X, y = ctx.test_set
-    try:
-        with np.load(run.folder / "witnesses.npz") as data:
-            index, Z = data["index"], data["X"]
-    except (OSError, ValueError, KeyError):
-        raise InputError(f"{ctx.rel(run.folder)}: no readable witnesses.npz") from None
+    index, Z = read_witnesses(run.folder, X.shape[1])
     verdicts = dict(zip(run.verdicts["index"].tolist(), run.verdicts["verdict"].tolist(), strict=True))
     audit = audit_errors(net.weights, X, y, verdicts, index, Z, EPS, BOXES[box])
     return audit.misclassified + audit.witnesses

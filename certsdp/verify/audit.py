@@ -9,9 +9,10 @@ Every error a folder claims is checked from the folder's files, the network and 
   eps`` coordinate-wise in exact arithmetic, and inside the clip range with ``--clip``) and is
   misclassified, proved the same way; and no witness belongs to another row.
 
-The box test is exact without rationals: ``s = fl(x~ - x)`` is monotone in the exact difference, so
-``s < eps`` proves ``x~ - x <= eps``, ``s > eps`` disproves it, and at ``s = eps`` the exact rounding
-error of the subtraction (TwoSum) decides. ``robust`` rows are proofs by sound bounds (their ``upper``
+The box test is exact without rationals: it is the inner box of :func:`certsdp.verify.region.inner_box`
+(the float corners ``fl(x -/+ eps)``, moved one step inwards where TwoSum shows they fall outside),
+whose float vectors are exactly the float vectors of the real box, since a corner rounded to nearest
+has no float of the real box beyond it. ``robust`` rows are proofs by sound bounds (their ``upper``
 column); re-checking them means recomputing the certificates, which this module does not do.
 """
 
@@ -24,6 +25,7 @@ import numpy as np
 from certsdp.errors import InputError
 from certsdp.network.weights import Weights
 from certsdp.numerics.rounding import scores_lower_margins
+from certsdp.verify.region import inner_box
 
 
 @dataclass(frozen=True)
@@ -34,20 +36,12 @@ class Audit:
     witnesses: int
 
 
-def _two_diff(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``s = fl(a - b)`` and its exact rounding error ``(a - b) - s`` (Knuth's TwoSum)."""
-    s = a - b
-    bb = s - a
-    return s, (a - (s - bb)) + (-b - bb)
-
-
-def within(z: np.ndarray, x: np.ndarray, eps: float) -> np.ndarray:
-    """Per row, whether ``|z - x| <= eps`` holds coordinate-wise in exact arithmetic."""
-    ok = np.ones(z.shape[0], dtype=bool)
-    for a, b in ((z, x), (x, z)):
-        s, err = _two_diff(a, b)
-        ok &= np.all((s < eps) | ((s == eps) & (err <= 0)), axis=1)
-    return ok
+def within(z: np.ndarray, x: np.ndarray, eps: float,
+           clip: tuple[float, float] | None = None) -> np.ndarray:
+    """Per row, whether ``|z - x| <= eps`` (and ``z`` inside ``clip``) holds coordinate-wise in exact
+    arithmetic: ``z`` lies in :func:`~certsdp.verify.region.inner_box` (see the module docstring)."""
+    lo, hi = inner_box(np.asarray(x, dtype=np.float64), eps, clip)
+    return np.all((z >= lo) & (z <= hi), axis=1)
 
 
 def audit_errors(weights: Weights, X: np.ndarray, y: np.ndarray, verdicts: dict[int, str],
@@ -64,9 +58,7 @@ def audit_errors(weights: Weights, X: np.ndarray, y: np.ndarray, verdicts: dict[
     if clean.size and not (ok := _fooled(weights, X[clean], y[clean])).all():
         raise InputError(f"point {clean[~ok][0]} is marked misclassified but is classified correctly")
     Z = np.asarray(witnesses, dtype=np.float64).reshape(len(index), X.shape[1])
-    inside = within(Z, X[index], eps)
-    if clip is not None:
-        inside &= np.all((Z >= clip[0]) & (Z <= clip[1]), axis=1)
+    inside = within(Z, X[index], eps, clip)
     if not inside.all():
         raise InputError(f"the witness of point {index[~inside][0]} lies outside its box")
     if len(index):

@@ -36,6 +36,7 @@ from certsdp.errors import InputError
 from certsdp.verify.pipeline import VERDICTS, PointResult
 
 HEADER = "index,label,verdict,decided_by,upper,lower,seconds"
+WITNESSES = "witnesses.npz"
 RUN_FORMAT = "certsdp-verify/1"
 
 
@@ -54,6 +55,21 @@ def _complete_part(path: Path, unit: int | None = None) -> bytes:
     if keep < len(data):
         os.truncate(path, keep)
     return data[:keep]
+
+
+def read_witnesses(folder: Path, d: int) -> tuple[np.ndarray, np.ndarray]:
+    """``index`` (int64) and ``X`` (float64, ``(n_w, d)``) of ``folder/witnesses.npz``; InputError when
+    it is missing, unreadable or of the wrong shape."""
+    path = folder / WITNESSES
+    try:
+        with np.load(path) as data:
+            index = np.asarray(data["index"], dtype=np.int64)
+            X = np.asarray(data["X"], dtype=np.float64)
+    except (OSError, ValueError, KeyError):
+        raise InputError(f"{path} is missing or unreadable; use another folder") from None
+    if X.shape != (len(index), d):
+        raise InputError(f"{path}: X has shape {X.shape}, expected ({len(index)}, {d})")
+    return index, X
 
 
 def format_row(r: PointResult) -> str:
@@ -167,19 +183,11 @@ class RunStore:
 
     def _seed_log(self) -> None:
         """Rebuild ``witnesses.log`` from ``witnesses.npz`` (a committed folder keeps only the npz)."""
-        npz = self.folder / "witnesses.npz"
-        if not npz.exists():
+        if not (self.folder / WITNESSES).exists():
             return
-        try:
-            with np.load(npz) as data:
-                index = np.asarray(data["index"], dtype=np.float64)
-                X = np.asarray(data["X"], dtype=np.float64)
-        except (OSError, ValueError, KeyError):
-            raise InputError(f"{npz} is unreadable; use another folder") from None
-        if X.shape != (len(index), self.d):
-            raise InputError(f"{npz}: X has shape {X.shape}, expected ({len(index)}, {self.d})")
+        index, X = read_witnesses(self.folder, self.d)
         if len(index):
-            _fsync_append(self.log, np.column_stack([index, X]).tobytes())
+            _fsync_append(self.log, np.column_stack([index.astype(np.float64), X]).tobytes())
 
     def append(self, results: list[PointResult]) -> None:
         """Make ``results`` durable: their witnesses first, then their rows (each fsynced)."""
@@ -199,8 +207,8 @@ class RunStore:
         index = np.array(sorted(i for i, row in self.rows.items() if row["verdict"] == "not_robust"),
                          dtype=np.int64)
         X = np.array([self.witnesses[i] for i in index], dtype=np.float64).reshape(len(index), self.d)
-        write_with(self.folder / "witnesses.npz",
-                   lambda handle: np.savez_compressed(handle, index=index, X=X), "witnesses.npz")
+        write_with(self.folder / WITNESSES,
+                   lambda handle: np.savez_compressed(handle, index=index, X=X), WITNESSES)
 
     def write_summary(self, info: dict[str, Any], n_points: int) -> dict[str, Any]:
         """``summary.json``: ``info`` plus counts and fractions per verdict over ``n_points``."""
