@@ -642,6 +642,28 @@ def test_cli_overrides_hidden_epochs_eps(tmp_path: Path, mnist_dir: Path, capsys
     assert not (tmp_path / "bad").exists()
 
 
+def test_cli_loss_reduction_is_recorded_and_changes_the_run(tmp_path: Path, mnist_dir: Path, capsys) -> None:
+    """``--loss-reduction sum`` (the Fro-NN/Spe-NN question of docs/training.md) trains a different
+    network, is recorded in the checkpoint, must be repeated on resume and is refused for AT/LP."""
+    base = ["train", "--data-dir", str(mnist_dir), "--no-progress", "--config", "tiny-Fro", "--epochs", "1"]
+    weights = {}
+    for reduction in ("mean", "sum"):
+        out = tmp_path / reduction
+        assert cli.main([*base, "--out", str(out), "--loss-reduction", reduction]) == 0
+        net, config, _ = load_checkpoint(out / "checkpoint.pt")
+        assert config["loss_reduction"] == reduction
+        weights[reduction] = net.to_weights().W.copy()
+    assert not np.allclose(weights["mean"], weights["sum"])
+    capsys.readouterr()
+    assert cli.main([*base[:-1], "2", "--out", str(tmp_path / "sum"), "--resume"]) == 2  # without the flag
+    assert "loss_reduction" in capsys.readouterr().err
+    for config in ("tiny-AT", "tiny-LP"):
+        assert cli.main(["train", "--config", config, "--out", str(tmp_path / "bad"), "--loss-reduction",
+                         "sum"]) == 2
+        err = capsys.readouterr().err
+        assert "--loss-reduction" in err and len(err.strip().splitlines()) == 1, err
+
+
 def test_cli_list_is_aligned(capsys) -> None:
     assert cli.main(["train", "--list"]) == 0
     lines = capsys.readouterr().out.splitlines()

@@ -59,6 +59,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "(Madry et al.)")
     p.add_argument("--at-weight", type=float,
                    help="AT: weight of the adversarial cross-entropy (default 0.5: CE + 0.5 x the PGD loss)")
+    p.add_argument("--loss-reduction", choices=("mean", "sum"),
+                   help="average the data loss over the batch or sum it (default: the configuration's: "
+                   "sum for the SDP-NN configurations, as eq. 15 writes it, mean for the others; sum is "
+                   "refused with the AT and LP losses)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument("--list", action="store_true", help="list the configurations and exit")
     p.set_defaults(func=run)
@@ -80,7 +84,8 @@ def _describe_rows(configs: list[TrainConfig]) -> list[str]:
 
 
 def _overrides(args: argparse.Namespace, name: str) -> dict[str, tuple[str, object]]:
-    """``field -> (flag, value)`` for --epochs, --hidden, --eps and the adversarial-training options."""
+    """``field -> (flag, value)`` for --epochs, --hidden, --eps, --loss-reduction and the
+    adversarial-training options."""
     overrides: dict[str, tuple[str, object]] = {}
     if args.epochs is not None:
         overrides["epochs"] = ("--epochs", args.epochs)
@@ -93,7 +98,8 @@ def _overrides(args: argparse.Namespace, name: str) -> dict[str, tuple[str, obje
                              "radius; --eps applies to the SDP, AT and LP configurations")
         overrides[field] = ("--eps", args.eps)
     adversarial = (("at_clip", "--at-clip", args.at_clip or None), ("at_keep", "--at-keep", args.at_keep),
-                   ("at_weight", "--at-weight", args.at_weight))
+                   ("at_weight", "--at-weight", args.at_weight),
+                   ("loss_reduction", "--loss-reduction", args.loss_reduction))
     for field, flag, value in adversarial:
         if value is not None:
             overrides[field] = (flag, value)
