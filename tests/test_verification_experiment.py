@@ -153,6 +153,24 @@ def test_certificates_are_kept_in_the_folder_and_checked(ctx, monkeypatch, one_t
     (folder / ve.CERTIFICATES_FILE).write_text(json.dumps(stored))
     with pytest.raises(AssertionError, match="certified again"):
         ve.sandwich_row(ctx, folder, net, "clipped", "full")
+    monkeypatch.undo()
+    # a stale key (e.g. a pair table solved again elsewhere) with the same number: computed again,
+    # but the committed file stays as it is; a different number is written
+    stored["sdp"]["key"]["table"] = "solved elsewhere"
+    (folder / ve.CERTIFICATES_FILE).write_text(json.dumps(stored))
+    before = (folder / ve.CERTIFICATES_FILE).read_bytes()
+
+    def numbers(row: dict) -> dict:
+        return {k: v for k, v in row.items() if k != "seconds"}
+
+    assert numbers(ve.sandwich_row(ctx, folder, net, "clipped", "full")) == numbers(first)
+    assert (folder / ve.CERTIFICATES_FILE).read_bytes() == before
+    stored["sdp"]["percent"] += 1.0
+    (folder / ve.CERTIFICATES_FILE).write_text(json.dumps(stored))
+    assert numbers(ve.sandwich_row(ctx, folder, net, "clipped", "full")) == numbers(first)
+    rewritten = json.loads((folder / ve.CERTIFICATES_FILE).read_text())
+    assert rewritten["sdp"]["percent"] == stored["sdp"]["percent"] - 1.0
+    assert rewritten["sdp"]["key"]["table"] != "solved elsewhere"
 
 
 def test_folder_names_and_published_numbers() -> None:
