@@ -185,6 +185,32 @@ def test_points_the_instant_certificates_prove_are_never_attacked(tmp_path: Path
         assert float(rows[i][5]) == pytest.approx(float(np.max(margins(w, X[i], int(y[i])))))
 
 
+def test_an_expensive_bound_is_asked_only_for_the_open_targets(tmp_path: Path, monkeypatch) -> None:
+    """After lp and crown, sdp-cert is asked (upper_where) only for the targets they left open, and the
+    verdicts are those of asking it for every target."""
+    from certsdp.bounds.sdp_cert import SDPCertBound as SDPCert
+
+    w = random_weights(8, 5, 8, 4)
+    X, y = _points(w, 10, 8)
+    eps, bounds = 0.2, ("lp", "crown", "sdp-cert")
+    asked: list[np.ndarray] = []
+    real = SDPCert.upper_where
+
+    def spy(self, state, weights, X1, y1, eps1, clip, mask):
+        asked.append(mask.copy())
+        return real(self, state, weights, X1, y1, eps1, clip, mask)
+
+    monkeypatch.setattr(SDPCert, "upper_where", spy)
+    masked = verify(w, X, y, eps, tmp_path / "masked", attack_restarts=0, bounds=bounds)
+    assert asked and any(0 < m.sum() < w.k - 1 for m in asked)  # some targets were skipped
+    monkeypatch.setattr(SDPCert, "upper_where", lambda self, state, weights, X1, y1, eps1, clip, mask:
+                        self.upper(state, weights, X1, y1, eps1, clip))
+    full = verify(w, X, y, eps, tmp_path / "full", attack_restarts=0, bounds=bounds)
+    assert {i: r[2] for i, r in _rows(tmp_path / "masked").items()} == \
+        {i: r[2] for i, r in _rows(tmp_path / "full").items()}
+    assert masked["counts"] == full["counts"]
+
+
 def test_robust_is_never_taken_on_the_milps_word(tmp_path: Path, monkeypatch) -> None:
     """A MILP that always answers "below 0" (a wrong HiGHS) cannot make a point robust: the branch and
     bound finds the witnesses; and without a closed branch and bound nothing is robust."""

@@ -185,15 +185,20 @@ class _Point:
 
     def certificates(self, instant: bool) -> None:
         """Per target the least upper bound of the selected bounds that are (or are not) ``instant``;
-        ``U_i < 0`` proves target ``i``."""
+        ``U_i < 0`` proves target ``i``. Each bound is asked only for the targets still open
+        (:meth:`certsdp.bounds.base.Bound.upper_where`: ``alpha-crown``, ``lp-triangle`` and
+        ``sdp-cert`` skip the others; their bounds on the open ones are those of ``upper``)."""
         X, y = self.x[None, :], np.array([self.label])
         for bound, state in self.v.bounds:
             if bound.instant != instant:
                 continue
-            if self.open_targets().size == 0:
+            targets = self.open_targets()
+            if targets.size == 0:
                 return
+            mask = np.zeros((1, self.upper.size), dtype=bool)
+            mask[0, targets] = True
             with self.stage(bound.name):
-                U = bound.upper(state, self.v.weights, X, y, self.cfg.eps, self.cfg.clip)[0]
+                U = bound.upper_where(state, self.v.weights, X, y, self.cfg.eps, self.cfg.clip, mask)[0]
             for i in np.flatnonzero(U < self.upper):
                 self.upper[i] = U[i]
                 if U[i] < 0 and i not in self.proved_by:
