@@ -155,7 +155,8 @@ def test_certificates_are_kept_in_the_folder_and_checked(ctx, monkeypatch, one_t
         ve.sandwich_row(ctx, folder, net, "clipped", "full")
     monkeypatch.undo()
     # a stale key (e.g. a pair table solved again elsewhere) with the same number: computed again,
-    # but the committed file stays as it is; a different number is written
+    # but the committed file stays as it is; a different number is written (lp's key is still the
+    # one changed above, so lp is computed again too)
     stored["sdp"]["key"]["table"] = "solved elsewhere"
     (folder / ve.CERTIFICATES_FILE).write_text(json.dumps(stored))
     before = (folder / ve.CERTIFICATES_FILE).read_bytes()

@@ -186,28 +186,35 @@ def test_points_the_instant_certificates_prove_are_never_attacked(tmp_path: Path
 
 
 def test_an_expensive_bound_is_asked_only_for_the_open_targets(tmp_path: Path, monkeypatch) -> None:
-    """After lp and crown, sdp-cert is asked (upper_where) only for the targets they left open, and the
-    verdicts are those of asking it for every target."""
-    from certsdp.bounds.sdp_cert import SDPCertBound as SDPCert
+    """After lp and crown, sdp-cert is asked (upper_where) for exactly the targets they left open, and
+    the verdicts and decided_by are those of asking it for every target."""
+    from certsdp.bounds import certify
+    from certsdp.bounds.sdp_cert import SDPCertBound
 
     w = random_weights(8, 5, 8, 4)
     X, y = _points(w, 10, 8)
     eps, bounds = 0.2, ("lp", "crown", "sdp-cert")
-    asked: list[np.ndarray] = []
-    real = SDPCert.upper_where
+    cheap = np.minimum(certify(w, X, y, eps, "lp", progress=False).upper,
+                       certify(w, X, y, eps, "crown", progress=False).upper)
+    asked: dict[int, np.ndarray] = {}
+    real = SDPCertBound.upper_where
 
     def spy(self, state, weights, X1, y1, eps1, clip, mask):
-        asked.append(mask.copy())
+        index = int(np.flatnonzero(np.all(X == X1[0], axis=1))[0])
+        asked[index] = mask[0].copy()
         return real(self, state, weights, X1, y1, eps1, clip, mask)
 
-    monkeypatch.setattr(SDPCert, "upper_where", spy)
-    masked = verify(w, X, y, eps, tmp_path / "masked", attack_restarts=0, bounds=bounds)
-    assert asked and any(0 < m.sum() < w.k - 1 for m in asked)  # some targets were skipped
-    monkeypatch.setattr(SDPCert, "upper_where", lambda self, state, weights, X1, y1, eps1, clip, mask:
+    monkeypatch.setattr(SDPCertBound, "upper_where", spy)
+    masked = verify(w, X, y, eps, tmp_path / "masked", attack_restarts=0, bounds=bounds, workers=0)
+    assert asked and any(0 < m.sum() < w.k - 1 for m in asked.values())  # some targets were skipped
+    for index, mask in asked.items():
+        assert np.array_equal(mask, cheap[index] >= 0), index  # exactly the open targets (label: -inf)
+    monkeypatch.setattr(SDPCertBound, "upper_where", lambda self, state, weights, X1, y1, eps1, clip, mask:
                         self.upper(state, weights, X1, y1, eps1, clip))
-    full = verify(w, X, y, eps, tmp_path / "full", attack_restarts=0, bounds=bounds)
-    assert {i: r[2] for i, r in _rows(tmp_path / "masked").items()} == \
-        {i: r[2] for i, r in _rows(tmp_path / "full").items()}
+    full = verify(w, X, y, eps, tmp_path / "full", attack_restarts=0, bounds=bounds, workers=0)
+    rows, rows_full = _rows(tmp_path / "masked"), _rows(tmp_path / "full")
+    assert {i: r[2:4] for i, r in rows.items()} == {i: r[2:4] for i, r in rows_full.items()}
+    assert any("sdp-cert" in r[3] for r in rows.values())  # the expensive bound proved something
     assert masked["counts"] == full["counts"]
 
 

@@ -295,7 +295,8 @@ def certificate_errors(ctx: Context, net: Net, box: str, run: Run) -> dict[str, 
     which contains the clipped one). Kept in the run's folder, ``certificates.json``, with their
     :func:`certificate_key`, and computed again when the key differs (a committed 10,000-point folder is
     not certified again by every smoke run); the file is written only when a number changed, so a
-    pair table solved again elsewhere (``sdp``'s key) leaves the committed file as it is."""
+    pair table solved again elsewhere (``sdp``'s key) leaves the committed file as it is, its stored
+    key then stale and the entry recomputed (about a second) on each run."""
     X, y = ctx.test_set
     indices = run.verdicts["index"].to_numpy()
     stored = _stored_certificates(run.folder)

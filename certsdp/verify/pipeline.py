@@ -186,8 +186,9 @@ class _Point:
     def certificates(self, instant: bool) -> None:
         """Per target the least upper bound of the selected bounds that are (or are not) ``instant``;
         ``U_i < 0`` proves target ``i``. Each bound is asked only for the targets still open
-        (:meth:`certsdp.bounds.base.Bound.upper_where`: ``alpha-crown``, ``lp-triangle`` and
-        ``sdp-cert`` skip the others; their bounds on the open ones are those of ``upper``)."""
+        (:meth:`certsdp.bounds.base.Bound.upper_where`, whose entries on them are those of ``upper``):
+        ``sdp-cert`` solves only those, ``lp-triangle`` stops after the last open class, the others
+        (``alpha-crown`` optimises a point's classes as one batch) compute every target."""
         X, y = self.x[None, :], np.array([self.label])
         for bound, state in self.v.bounds:
             if bound.instant != instant:
