@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
+
+from _certsdp_cli import certsdp
 
 ARMS: dict[str, list[str]] = {
     "base": [],
@@ -32,14 +33,6 @@ ARMS: dict[str, list[str]] = {
     "w1": ["--at-weight", "1.0"],
 }
 ATTACKS = [(1000, True), (1000, False), (None, True), (None, False)]
-
-
-def certsdp(*args: str) -> None:
-    """Run the ``certsdp`` command line of this interpreter; exit if it fails."""
-    launcher = "import sys; from certsdp.cli import main; sys.exit(main(sys.argv[1:]))"
-    done = subprocess.run([sys.executable, "-c", launcher, *args], check=False)
-    if done.returncode != 0:
-        sys.exit(f"at_ablation: certsdp {' '.join(args)} failed (exit {done.returncode})")
 
 
 def report_path(folder: Path, limit: int | None, clip: bool) -> Path:
@@ -51,15 +44,16 @@ def report_path(folder: Path, limit: int | None, clip: bool) -> Path:
 def run_arm(folder: Path, options: list[str], epochs: int) -> None:
     """Train the arm unless its weights exist, then every missing attack."""
     if not (folder / "weights.npz").exists():
-        certsdp("train", "--config", "AT-NN", "--epochs", str(epochs), "--out", str(folder), "--resume",
-                "--no-progress", *options)
+        certsdp("at_ablation", "train", "--config", "AT-NN", "--epochs", str(epochs), "--out", str(folder),
+                "--resume", "--no-progress", *options)
     for limit, clip in ATTACKS:
         path = report_path(folder, limit, clip)
         if path.exists():
             continue
         args = ["attack", "--weights", str(folder / "weights.npz"), "--eps", "0.1", "--attack", "pgd",
                 "--no-progress", "--out", str(path)]
-        certsdp(*args, *(["--clip"] if clip else []), *(["--limit", str(limit)] if limit else []))
+        certsdp("at_ablation", *args, *(["--clip"] if clip else []),
+                *(["--limit", str(limit)] if limit else []))
 
 
 def row(tag: str, folder: Path) -> str:

@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
+
+from _certsdp_cli import certsdp
 
 CONFIGS = ("Fro-NN", "Spe-NN")
 REDUCTIONS = ("mean", "sum")
@@ -35,22 +36,14 @@ COLUMNS = [("clean_error", "clean"), ("pgd_error", "PGD clipped (1,000)"),
            ("sdp_certified_error", "SDP cert."), ("lp_certified_error", "LP cert.")]
 
 
-def certsdp(*args: str) -> None:
-    """Run the ``certsdp`` command line of this interpreter; exit if it fails."""
-    launcher = "import sys; from certsdp.cli import main; sys.exit(main(sys.argv[1:]))"
-    done = subprocess.run([sys.executable, "-c", launcher, *args], check=False)
-    if done.returncode != 0:
-        sys.exit(f"loss_reduction: certsdp {' '.join(args)} failed (exit {done.returncode})")
-
-
 def weights_of(root: Path, config: str, reduction: str, committed: bool) -> Path:
     """The arm's network, trained (or resumed) unless it exists."""
     if committed and reduction == "mean":
         return Path("results") / config / "weights.npz"
     folder = root / f"{config}-{reduction}"
     if not (folder / "weights.npz").exists():
-        certsdp("train", "--config", config, "--loss-reduction", reduction, "--out", str(folder),
-                "--resume", "--no-progress")
+        certsdp("loss_reduction", "train", "--config", config, "--loss-reduction", reduction, "--out",
+                str(folder), "--resume", "--no-progress")
     return folder / "weights.npz"
 
 
@@ -59,8 +52,8 @@ def evaluation(root: Path, config: str, reduction: str, weights: Path, eps: floa
     path = root / f"{config}-{reduction}" / f"eval_eps{eps:g}.json"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        certsdp("evaluate", "--weights", str(weights), "--eps", f"{eps:g}", "--attack-limit", "1000",
-                "--clip", "--no-progress", "--out", str(path))
+        certsdp("loss_reduction", "evaluate", "--weights", str(weights), "--eps", f"{eps:g}",
+                "--attack-limit", "1000", "--clip", "--no-progress", "--out", str(path))
     return json.loads(path.read_text())
 
 
