@@ -27,10 +27,12 @@ from certsdp.sdp.example import (
     build_example,
     certify_example,
     certify_target,
+    ipm,
     verify_dual,
 )
 from certsdp.sdp.example.arrow import Operators
 from certsdp.sdp.example.ipm import solve_ipm
+from certsdp.sdp.example.schur import dual_feasible
 from certsdp.sdp.example.solve import multipliers
 
 EXACT = {"stop_at_sign": False, "progress": False}
@@ -96,8 +98,8 @@ def test_the_certificate_accepts_a_dual_point_and_rejects_broken_ones() -> None:
     assert repaired is not None and repaired.upper >= cert.upper - 1e-9
 
 
-@pytest.mark.parametrize("chord", [True, False])
-def test_the_certified_bound_brackets_the_reference_optimum(chord: bool) -> None:
+@pytest.mark.parametrize("chord,mixed", [(True, True), (False, True), (True, False)])
+def test_the_certified_bound_brackets_the_reference_optimum(chord: bool, mixed: bool) -> None:
     pytest.importorskip("cvxpy")
     from certsdp.sdp.example.reference import solve_example_reference
 
@@ -107,9 +109,42 @@ def test_the_certified_bound_brackets_the_reference_optimum(chord: bool) -> None
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 ref = solve_example_reference(pr, weights.W, weights.b, k, eps=1e-7)
-            upper = certify_target(pr, k, SolveOptions(tol=1e-8, stop_at_sign=False)).upper
+            upper = certify_target(pr, k, SolveOptions(tol=1e-8, stop_at_sign=False, mixed=mixed)).upper
             assert ref <= upper + 1e-5 * (1.0 + abs(ref)), (seed, k)
             assert upper - ref <= 1e-5 * (1.0 + abs(ref)), (seed, k)
+
+
+def test_mixed_precision_computes_float32_directions_and_keeps_a_float64_dual_point(monkeypatch) -> None:
+    """Far from the optimum the direction is float32; the iterate (the point that is certified) stays
+    float64 and its ``S`` is exactly ``slack(y)``, positive definite in float64; near it, float64."""
+    _, _, pr = _problem(4, 10, 12)
+    ops = Operators(pr, 0)
+    seen: list[np.dtype] = []
+    real = ipm._direction
+
+    def spy(o, st, ntot):
+        seen.append(st.S.SU.dtype)
+        return real(o, st, ntot)
+
+    monkeypatch.setattr(ipm, "_direction", spy)
+    result = solve_ipm(ops, tol=1e-7, mixed=True)
+    assert result.converged and result.y.dtype == np.float64
+    assert seen[0] == np.float32 and seen[-1] == np.float64
+    assert dual_feasible(ops.slack(result.y))
+    seen.clear()
+    solve_ipm(ops, tol=1e-7, mixed=False)
+    assert set(seen) == {np.dtype(np.float64)}
+
+
+def test_the_float64_dual_update_shortens_a_step_that_leaves_the_cone() -> None:
+    _, _, pr = _problem(5, 8, 10)
+    ops = Operators(pr, 0)
+    st = ipm._initial(ops)
+    dy = np.zeros(ops.N)
+    dy[ops.q:ops.n] = -st.y[ops.q:ops.n]  # c_x -> 0: S leaves the cone at step 1
+    y, S = ipm._dual_update(ops, st.y, dy, 1.0)
+    assert dual_feasible(S) and np.array_equal(S.sx, ops.slack(y).sx) and np.all(y[ops.q:ops.n] > 0)
+    assert ipm._dual_update(ops, st.y, 1e6 * dy, 1.0) is None  # no step tried keeps S definite
 
 
 def _inputs(weights: Weights, seed: int) -> tuple[np.ndarray, np.ndarray]:

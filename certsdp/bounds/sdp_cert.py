@@ -94,15 +94,18 @@ class SDPCertBound(Bound):
     name = "sdp-cert"
     description = ("per-example SDP of Raghunathan, Steinhardt & Liang (NeurIPS 2018), one SDP per example "
                    "and class, certified from its dual; uses clip; slow (seconds per pair)")
-    options = frozenset({"tol", "max_iter", "chord", "stop_at_sign", "progress"})
+    options = frozenset({"tol", "max_iter", "chord", "stop_at_sign", "mixed", "progress"})
     uses_clip = True
 
     def prepare(self, weights: Weights, tol: float = 1e-5, max_iter: int = 60, chord: bool = True,
-                stop_at_sign: bool = True, progress: bool = False, **options: Any) -> SDPCertState:
+                stop_at_sign: bool = True, mixed: bool = True, progress: bool = False,
+                **options: Any) -> SDPCertState:
         """``tol``: relative gap per SDP; ``max_iter``: interior-point iterations per SDP (1..1000);
-        ``chord``: add the triangle's upper side; ``stop_at_sign``: stop a pair once its sign is known."""
+        ``chord``: add the triangle's upper side; ``stop_at_sign``: stop a pair once its sign is known;
+        ``mixed``: float32 search directions far from the optimum (the certificate is float64 either way)."""
         solve = SolveOptions(tol=check_tol(tol), max_iter=check_int("max_iter", max_iter, 1, 1000),
-                             stop_at_sign=_check_flag("stop_at_sign", stop_at_sign))
+                             stop_at_sign=_check_flag("stop_at_sign", stop_at_sign),
+                             mixed=_check_flag("mixed", mixed))
         return SDPCertState(net=ReluNet(weights), tables=class_differences(weights), options=solve,
                             chord=_check_flag("chord", chord), progress=bool(progress))
 

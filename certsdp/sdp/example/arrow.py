@@ -20,6 +20,7 @@ the Schur complement system.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -122,6 +123,15 @@ class Operators:
         lp[self.n + p:] = True
         self.lp = lp
 
+    def astype(self, dtype: type) -> Operators:
+        """A copy with every floating array (and ``C``) in ``dtype`` (float32 for mixed precision)."""
+        out = copy.copy(self)
+        for name, value in vars(self).items():
+            if isinstance(value, np.ndarray) and value.dtype.kind == "f":
+                setattr(out, name, value.astype(dtype))
+        out.C = Slack(SU=self.C.SU.astype(dtype), SxU=self.C.SxU.astype(dtype), sx=self.C.sx.astype(dtype))
+        return out
+
     # index helpers ---------------------------------------------------------------------------
     def split(self, y: np.ndarray) -> tuple[np.ndarray, ...]:
         """``(c_U (q), c_x (d), nu, beta, gamma)`` views of ``y`` (``gamma`` zeros without chord)."""
@@ -140,7 +150,7 @@ class Operators:
         wU[1:] += self.alpha1 * ga
         wx = self.Bx @ coef_b
         # sym(A diag(nu) B^T): U-U part from A_U = [1; I] columns
-        AnuBU = np.empty((q, q))  # A_U diag(nu) B_U^T
+        AnuBU = np.empty((q, q), dtype=y.dtype)  # A_U diag(nu) B_U^T
         AnuBU[0] = (self.BU * nu).sum(axis=1)
         AnuBU[1:] = (self.BU * nu).T
         SU = -0.5 * (AnuBU + AnuBU.T)
@@ -148,7 +158,7 @@ class Operators:
         SU[:, 0] -= 0.5 * wU
         SU[np.diag_indices(q)] += cU
         # x-U part: -(1/2) B_x diag(nu) A_U^T - (1/2) w_x e_0^T
-        SxU = np.empty((self.d, q))
+        SxU = np.empty((self.d, q), dtype=y.dtype)
         Bnu = self.Bx * nu
         SxU[:, 0] = -0.5 * (Bnu.sum(axis=1) + wx)
         SxU[:, 1:] = -0.5 * Bnu

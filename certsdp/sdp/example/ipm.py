@@ -13,6 +13,14 @@ affine direction (``M dy = -b``), the centring parameter ``sigma = (mu_aff / mu)
 lengths, and the corrected direction with the second-order term of
 :mod:`certsdp.sdp.example.corrector`. Step lengths: ``0.95`` of the largest step (bisection) that keeps
 ``S`` positive definite and the primal pattern completable, and the LP parts positive.
+
+Mixed precision (``mixed=True``, the default): while the relative complementarity gap is above
+:data:`MIXED_GAP`, the direction and its step lengths are computed in float32 (every product and both
+factorisations; about 1.7x faster on one core) and the step is applied to the float64 iterate, whose
+``S`` is recomputed from ``y`` and re-checked positive definite in float64 (the step shortened until it
+is). Closer to the optimum, once the primal residual stops shrinking, or after a float32 iteration
+fails or takes a short step, the iterations are float64: float32 directions stall there. Soundness
+does not depend on the precision: only the float64 dual point is ever certified.
 """
 
 from __future__ import annotations
@@ -37,6 +45,13 @@ from certsdp.sdp.example.schur import (
 )
 
 _FRACTION = 0.95  # fraction of the distance to the boundary taken by a step
+
+#: relative complementarity gap ``(<S, P> + x^T s) / (1 + |dual|)`` below which mixed precision switches
+#: to float64
+MIXED_GAP = 1e-3
+#: mixed precision also switches to float64 once an iteration leaves the primal residual above this
+#: fraction of the previous one (float32 directions stall there)
+MIXED_RESIDUAL = 0.9
 
 #: a Cholesky factor as ``scipy.linalg.cho_factor`` returns it
 Factor = tuple[np.ndarray, bool]
@@ -182,8 +197,9 @@ def _factor(M: np.ndarray) -> Factor | None:
     return None
 
 
-def _iterate(ops: Operators, st: Iterate, ntot: int) -> tuple[Iterate, float] | None:
-    """One predictor-corrector iteration and its longer step length; None when a factorisation fails."""
+def _direction(ops: Operators, st: Iterate, ntot: int) -> tuple[_Direction, float, float] | None:
+    """One predictor-corrector direction and its primal and dual step lengths, in the precision of
+    ``ops`` and ``st``; None when a factorisation fails."""
     inv = dual_inverse(st.S)
     P = completion(st.P_U, st.Q, st.delta)
     if inv is None or P is None:
@@ -198,10 +214,50 @@ def _iterate(ops: Operators, st: Iterate, ntot: int) -> tuple[Iterate, float] | 
     ap, ad = _primal_step(st, aff, 3), _dual_step(ops, st, aff, 3)
     sigma = min(1.0, max(0.0, _complementarity(ops, st, aff, ap, ad) / (ntot * mu))) ** 3
     d = _corrected(ops, st, Sig, P, factor, adjS, s, aff, prod, sigma * mu)
-    ap, ad = _primal_step(st, d, 6), _dual_step(ops, st, d, 6)
-    y = st.y + ad * d.dy
-    return Iterate(y=y, S=ops.slack(y), P_U=st.P_U + ap * d.dP_U, Q=st.Q + ap * d.dQ,
-                   delta=st.delta + ap * d.ddelta, x=st.x + ap * d.dx), max(ap, ad)
+    return d, _primal_step(st, d, 6), _dual_step(ops, st, d, 6)
+
+
+def _cast(st: Iterate, dtype: np.dtype) -> Iterate:
+    """``st`` in another precision (``S`` cast, not recomputed)."""
+    def c(a: np.ndarray) -> np.ndarray:
+        return a.astype(dtype, copy=False)
+
+    return Iterate(y=c(st.y), S=Slack(SU=c(st.S.SU), SxU=c(st.S.SxU), sx=c(st.S.sx)), P_U=c(st.P_U),
+                   Q=c(st.Q), delta=c(st.delta), x=c(st.x))
+
+
+def _dual_update(ops: Operators, y: np.ndarray, dy: np.ndarray, ad: float) -> tuple[np.ndarray, Slack] | None:
+    """``y + t dy`` and its ``S`` in float64 for the largest ``t`` in ``ad, 0.8 ad, 0.64 ad, ...`` (at most
+    8 tries) whose ``S`` is positive definite; None if none is."""
+    t = ad
+    for _ in range(8):
+        y_new = y + t * dy
+        S = ops.slack(y_new)
+        if dual_feasible(S):
+            return y_new, S
+        t *= 0.8
+    return None
+
+
+def _iterate(ops: Operators, st: Iterate, ntot: int, low: Operators | None = None
+             ) -> tuple[Iterate, float] | None:
+    """One predictor-corrector iteration and its longer step length; None when a factorisation fails.
+    With ``low`` (``ops`` in float32) the direction is computed in float32 and applied in float64."""
+    found = _direction(ops, st, ntot) if low is None else _direction(low, _cast(st, np.float32), ntot)
+    if found is None:
+        return None
+    d, ap, ad = found
+    f64 = np.float64
+    dy = d.dy.astype(f64)
+    if low is None:
+        y, S = st.y + ad * dy, ops.slack(st.y + ad * dy)
+    else:
+        update = _dual_update(ops, st.y, dy, ad)
+        if update is None:
+            return None
+        y, S = update
+    return Iterate(y=y, S=S, P_U=st.P_U + ap * d.dP_U.astype(f64), Q=st.Q + ap * d.dQ.astype(f64),
+                   delta=st.delta + ap * d.ddelta.astype(f64), x=st.x + ap * d.dx.astype(f64)), max(ap, ad)
 
 
 def _measures(ops: Operators, st: Iterate) -> tuple[float, float, float]:
@@ -210,6 +266,11 @@ def _measures(ops: Operators, st: Iterate) -> tuple[float, float, float]:
     lp[ops.lp] = st.x
     res = float(np.linalg.norm(ops.b - ops.adjoint(st.P_U, st.Q, st.delta) - lp))
     return float(ops.b @ st.y), ops.objective(st.P_U, st.Q, st.delta), res
+
+
+def _complementarity_gap(ops: Operators, st: Iterate) -> float:
+    """``<S, P> + x^T s``: the duality gap of a primal-feasible iterate (``n mu``)."""
+    return st.S.inner(st.P_U, st.Q, st.delta) + float(st.x @ st.y[ops.lp])
 
 
 def _row0_margin(S: Slack) -> float:
@@ -223,7 +284,7 @@ def _row0_margin(S: Slack) -> float:
 
 
 def warm_start(ops: Operators, start: Iterate) -> Iterate | None:
-    """``start`` (an iterate of another target of the same example: same constraints, another ``C``)
+    """``start`` (an iterate of the same example with another objective: same constraints, another ``C``)
     moved to ``ops``: the primal pattern is kept (it satisfies the same constraints), the dual keeps its
     multipliers and ``c_0`` is set so that the Schur complement of the ``(0, 0)`` entry of the new ``S``
     equals the old one (``C`` differs only in row 0). None if that is not possible."""
@@ -239,12 +300,15 @@ def warm_start(ops: Operators, start: Iterate) -> Iterate | None:
     return Iterate(y=y, S=S, P_U=start.P_U, Q=start.Q, delta=start.delta, x=start.x)
 
 
-def snapshot(ops: Operators, iterations: int) -> Iterate | None:
+def snapshot(ops: Operators, iterations: int, mixed: bool = True) -> Iterate | None:
     """The iterate after ``iterations`` steps from the cold start (a warm start for the other targets)."""
     st = _initial(ops)
     ntot = ops.n + int(ops.lp.sum())
+    low = ops.astype(np.float32) if mixed else None
     for _ in range(iterations):
-        new = _iterate(ops, st, ntot)
+        new = _iterate(ops, st, ntot, low)
+        if new is None and low is not None:
+            low, new = None, _iterate(ops, st, ntot)
         if new is None:
             return None
         st = new[0]
@@ -252,17 +316,23 @@ def snapshot(ops: Operators, iterations: int) -> Iterate | None:
 
 
 def solve_ipm(ops: Operators, tol: float = 1e-6, max_iter: int = 60, stop: StopRule | None = None,
-              start: Iterate | None = None) -> IPMResult:
+              start: Iterate | None = None, mixed: bool = True) -> IPMResult:
     """Iterate until ``dual - primal <= tol (1 + |dual|)`` with primal residual ``<= tol``, the gap of a
     feasible primal stops shrinking (rounding: 4 iterations without halving), three steps in a row
     shorter than 0.05, ``max_iter`` iterations, or ``stop(y, dual, primal, residual)``. ``start``: a
-    strictly feasible iterate to start from (:func:`warm_start`), else the cold start."""
+    strictly feasible iterate to start from (:func:`warm_start`), else the cold start. ``mixed``: float32
+    directions while the relative gap is above :data:`MIXED_GAP` (module docstring)."""
     st = _initial(ops) if start is None else start
     ntot = ops.n + int(ops.lp.sum())
-    converged, it, stall, best, short = False, 0, 0, math.inf, 0
+    low = ops.astype(np.float32) if mixed else None
+    converged, it, stall, best, short, last_res = False, 0, 0, math.inf, 0, math.inf
     while it < max_iter:
         it += 1
-        new = _iterate(ops, st, ntot)
+        new = _iterate(ops, st, ntot, low)
+        if new is not None and low is not None and new[1] < 0.05:
+            new = None  # a short float32 step: float64 from here on
+        if new is None and low is not None:
+            low, new = None, _iterate(ops, st, ntot)
         if new is None:
             break
         st, step = new
@@ -270,6 +340,10 @@ def solve_ipm(ops: Operators, tol: float = 1e-6, max_iter: int = 60, stop: StopR
         if short >= 3:  # stuck (e.g. a warm start too close to the boundary)
             break
         dual, primal, res = _measures(ops, st)
+        if low is not None and (_complementarity_gap(ops, st) <= MIXED_GAP * (1.0 + abs(dual))
+                                or res > MIXED_RESIDUAL * last_res):
+            low = None  # near the optimum, or float32 no longer reduces the primal residual
+        last_res = res
         if stop is not None and stop(st.y, dual, primal, res):
             break
         gap = dual - primal

@@ -40,7 +40,7 @@ def dual_inverse(S: Slack) -> tuple[Arrow, float] | None:
     L = _cholesky(S.SU - S.SxU.T @ F)
     if L is None:
         return None
-    T = sla.cho_solve((L, True), np.eye(L.shape[0]), check_finite=False)
+    T = sla.cho_solve((L, True), np.eye(L.shape[0], dtype=L.dtype), check_finite=False)
     FT = F @ T
     logdet = float(np.sum(np.log(S.sx)) + 2.0 * np.sum(np.log(np.diag(L))))
     return Arrow(XU=T, Y=-FT, z=1.0 / S.sx, Lf=F, Rf=FT, ry=-1.0), logdet
@@ -90,7 +90,7 @@ def _grams(X: Arrow, ops: Operators) -> _Grams:
     bU, bx = X.apply(ops.BU, ops.Bx)
     out = _Grams(col={"e": (eU, ex), "a": (aU, ax), "b": (bU, bx)}, x00=float(X.XU[0, 0]))
     diag = 1 + np.arange(p)
-    out.gram[("e", "e")] = np.full((p, p), out.x00)
+    out.gram[("e", "e")] = np.full((p, p), out.x00, dtype=X.XU.dtype)
     out.gram[("e", "a")] = np.broadcast_to(aU[0], (p, p))
     out.gram[("e", "b")] = np.broadcast_to(bU[0], (p, p))
     out.gram[("a", "a")] = aU[0][None, :] + aU[diag]
@@ -108,7 +108,7 @@ Family = dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
 def _family(ops: Operators) -> Family:
     """Each vector family as coefficients on ``(e_0, a_h, b_h)``."""
     p = ops.p
-    one, zero = np.ones(p), np.zeros(p)
+    one, zero = np.ones(p, dtype=ops.BU.dtype), np.zeros(p, dtype=ops.BU.dtype)
     fam = {"e": (one, zero, zero), "a": (zero, one, zero), "b": (zero, zero, one)}
     if ops.chord:
         fam["k"] = (ops.alpha0, ops.alpha1, -ops.s)
@@ -151,7 +151,7 @@ def schur_system(ops: Operators, Sig: Arrow, P: Arrow, xs: np.ndarray) -> tuple[
     n, p, N = ops.n, ops.p, ops.N
     fam = _family(ops)
     GS, GP = _grams(Sig, ops), _grams(P, ops)
-    M = np.empty((N, N))
+    M = np.empty((N, N), dtype=Sig.XU.dtype)
     q = ops.q
     M[:q, :q] = Sig.XU * P.XU
     M[q:n, :q] = Sig.Y * P.Y

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -27,20 +27,30 @@ from certsdp.sdp.example.problem import ExampleSDP, Multipliers
 _ZERO = Multipliers(nu=np.zeros(0), beta=np.zeros(0), gamma=np.zeros(0))
 
 
-#: iterations of the first target's cold solve whose iterate warm-starts every target of the example
-WARM_ITERATIONS = 3
+#: iterations of the cold solve of the targets' mean objective whose iterate warm-starts every target
+WARM_ITERATIONS = 6
+
+
+@dataclass(frozen=True)
+class WarmStart:
+    """The shared warm start of an example's targets and the ``x^`` rows (:class:`Operators`) it has."""
+
+    iterate: Iterate
+    rows: np.ndarray
 
 
 @dataclass(frozen=True)
 class SolveOptions:
     """``tol``: relative duality gap (and primal residual) at which a target stops; ``max_iter``:
     interior-point iterations per target; ``stop_at_sign``: stop once the sign is decided; ``warm``:
-    start every target from the first target's iterate after :data:`WARM_ITERATIONS` iterations."""
+    start every target from the first target's iterate after :data:`WARM_ITERATIONS` iterations;
+    ``mixed``: float32 directions far from the optimum (:mod:`certsdp.sdp.example.ipm`)."""
 
     tol: float = 1e-5
     max_iter: int = 60
     stop_at_sign: bool = True
     warm: bool = True
+    mixed: bool = True
 
 
 @dataclass(frozen=True)
@@ -99,7 +109,7 @@ def _solve(problem: ExampleSDP, k: int, ops: Operators, options: SolveOptions, s
         return decided
 
     result = solve_ipm(ops, tol=options.tol, max_iter=max_iter, stop=stop if options.stop_at_sign else None,
-                       start=start)
+                       start=start, mixed=options.mixed)
     cert = found[0] if found and found[0] is not None else _certify(problem, k, ops, result.y)
     upper = math.inf if cert is None else cert.upper
     done = result.converged or bool(found)
@@ -108,11 +118,11 @@ def _solve(problem: ExampleSDP, k: int, ops: Operators, options: SolveOptions, s
                         cpu=time.process_time() - c0), done
 
 
-def certify_target(problem: ExampleSDP, k: int, options: SolveOptions, warm: Iterate | None = None
+def certify_target(problem: ExampleSDP, k: int, options: SolveOptions, warm: WarmStart | None = None
                    ) -> TargetResult:
-    """Solve and certify target ``k`` of ``problem``, from the iterate ``warm`` of another target of the
-    same example (:func:`example_start`) if given and usable, else (or if the warm-started solve neither
-    converges nor decides the sign) from the cold start; the lower of the certified bounds is reported."""
+    """Solve and certify target ``k`` of ``problem``, from the shared warm start of its example
+    (:func:`example_start`) if given and usable, else (or if the warm-started solve neither converges
+    nor decides the sign) from the cold start; the lower of the certified bounds is reported."""
     t0, c0 = time.perf_counter(), time.process_time()
     if problem.p == 0:
         cert = _linear(problem, k)
@@ -121,7 +131,8 @@ def certify_target(problem: ExampleSDP, k: int, options: SolveOptions, warm: Ite
                             iterations=0, seconds=time.perf_counter() - t0, converged=True,
                             cpu=time.process_time() - c0)
     ops = Operators(problem, k)
-    start = warm_start(ops, warm) if warm is not None else None
+    usable = warm is not None and np.array_equal(warm.rows, ops.rows)
+    start = warm_start(ops, warm.iterate) if usable else None
     if start is None:
         return _solve(problem, k, ops, options, None, options.max_iter)[0]
     # a warm start gets half the budget (a cold solve takes 15-20 iterations), then the cold start
@@ -135,13 +146,24 @@ def certify_target(problem: ExampleSDP, k: int, options: SolveOptions, warm: Ite
     return result
 
 
-def example_start(problem: ExampleSDP, options: SolveOptions) -> Iterate | None:
-    """The warm start shared by the targets of ``problem``: the first target's iterate after
-    :data:`WARM_ITERATIONS` iterations (it depends on nothing else, so every target's result is the same
-    whichever targets are solved); None without unstable units or with ``warm=False``."""
+def mean_objective(problem: ExampleSDP) -> ExampleSDP:
+    """``problem`` with one target whose objective is the mean of its targets' objectives (the targets
+    share every constraint and differ only in row 0 of ``C``)."""
+    return replace(problem, ox=problem.ox.mean(axis=0)[None], oz=problem.oz.mean(axis=0)[None],
+                   const=problem.const.mean(keepdims=True), targets=problem.targets[:1])
+
+
+def example_start(problem: ExampleSDP, options: SolveOptions) -> WarmStart | None:
+    """The warm start shared by the targets of ``problem``: the iterate after :data:`WARM_ITERATIONS`
+    iterations of the SDP whose objective is the targets' mean (:func:`mean_objective`). It depends on
+    no single target, so every target's result is the same whichever targets are solved; on the paper's
+    SDP-NN it is closer to each target's path than the first target's iterate was (fewer iterations in
+    all, see ``docs/sdp-cert.md``). None without unstable units or with ``warm=False``."""
     if not options.warm or problem.p == 0:
         return None
-    return snapshot(Operators(problem, 0), WARM_ITERATIONS)
+    ops = Operators(mean_objective(problem), 0)
+    iterate = snapshot(ops, WARM_ITERATIONS, options.mixed)
+    return None if iterate is None else WarmStart(iterate=iterate, rows=ops.rows)
 
 
 def certify_targets(problem: ExampleSDP, options: SolveOptions | None = None,

@@ -1,13 +1,14 @@
 """Per-pair timing of ``sdp-cert`` and its comparison with ``lp`` and the global ``sdp`` bound on MNIST.
 
 ``python -m certsdp.sdp.example.timing --weights NET.npz --limit 20 --eps 0.1 [--clip] [--exact]
---out FILE.json`` certifies every (image, wrong class) pair of the first ``limit`` test images exactly as
-the bound ``sdp-cert`` does (:func:`certsdp.sdp.example.solve.certify_target`, warm-started from
-:func:`~certsdp.sdp.example.solve.example_start`; ``stop_at_sign`` unless ``--exact``) and records per
-pair the certified bound, the wall and CPU seconds (the shared warm start of an image is reported
-separately and spread over its pairs in the summary) and the iterations, with the bounds of ``lp`` and
-of the global ``sdp`` (eq. 12, pair table solved by the fast solver). ``--summary`` summarises a report
-(``--out``) or printed logs (``--logs``); ``--first`` resumes a run cut short.
+[--double] --out FILE.json`` certifies every (image, wrong class) pair of the first ``limit`` test
+images exactly as the bound ``sdp-cert`` does (:func:`certsdp.sdp.example.solve.certify_target`,
+warm-started from :func:`~certsdp.sdp.example.solve.example_start`; ``stop_at_sign`` unless
+``--exact``; mixed precision unless ``--double``) and records per pair the certified bound, the wall
+and CPU seconds (the shared warm start of an image is reported separately and spread over its pairs in
+the summary) and the iterations, with the bounds of ``lp`` and of the global ``sdp`` (eq. 12, pair
+table solved by the fast solver). ``--summary`` summarises a report (``--out``) or printed logs
+(``--logs``); ``--first`` resumes a run cut short.
 The numbers quoted in ``docs/sdp-cert.md`` come from this module.
 """
 
@@ -55,6 +56,7 @@ def run(weights: Weights, X: np.ndarray, y: np.ndarray, eps: float, clip, option
             pairs.append(record)
             print(json.dumps(record), flush=True)
     return {"eps": eps, "clip": clip, "tol": options.tol, "stop_at_sign": options.stop_at_sign,
+            "mixed": options.mixed,
             "n": int(X.shape[0]), "images": list(range(first, X.shape[0])), "warm_seconds": warm_seconds,
             "warm_cpu": warm_cpu, "pairs": pairs}
 
@@ -131,6 +133,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clip", action="store_true")
     parser.add_argument("--tol", type=float, default=1e-5)
     parser.add_argument("--exact", action="store_true", help="stop_at_sign=False: solve every pair to tol")
+    parser.add_argument("--double", action="store_true", help="mixed=False: float64 directions throughout")
     parser.add_argument("--out", default="", help="the report (JSON) to write, or with --summary to read")
     parser.add_argument("--first", type=int, default=0, help="start at this image (resume a run)")
     parser.add_argument("--summary", action="store_true", help="summarise an existing --out file instead")
@@ -148,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
         n = report["n"]
         print(json.dumps(summarize(report, weights.scores(X[:n]).argmax(axis=1) == y[:n]), indent=1))
         return
-    options = SolveOptions(tol=args.tol, stop_at_sign=not args.exact)
+    options = SolveOptions(tol=args.tol, stop_at_sign=not args.exact, mixed=not args.double)
     report = run(weights, X, y, args.eps, (0.0, 1.0) if args.clip else None, options, args.first)
     if args.out:
         with open(args.out, "w") as f:
