@@ -136,15 +136,20 @@ def test_mixed_precision_computes_float32_directions_and_keeps_a_float64_dual_po
     assert set(seen) == {np.dtype(np.float64)}
 
 
-def test_the_float64_dual_update_shortens_a_step_that_leaves_the_cone() -> None:
+def test_a_float32_step_is_shortened_until_the_float64_iterate_is_interior() -> None:
     _, _, pr = _problem(5, 8, 10)
     ops = Operators(pr, 0)
     st = ipm._initial(ops)
-    dy = np.zeros(ops.N)
+    zero = np.zeros_like
+    dy = np.zeros(ops.N, dtype=np.float32)
     dy[ops.q:ops.n] = -st.y[ops.q:ops.n]  # c_x -> 0: S leaves the cone at step 1
-    y, S = ipm._dual_update(ops, st.y, dy, 1.0)
-    assert dual_feasible(S) and np.array_equal(S.sx, ops.slack(y).sx) and np.all(y[ops.q:ops.n] > 0)
-    assert ipm._dual_update(ops, st.y, 1e6 * dy, 1.0) is None  # no step tried keeps S definite
+    d = ipm._Direction(dy=dy, dS=st.S, dP_U=zero(st.P_U), dQ=zero(st.Q), ddelta=-st.delta, dx=zero(st.x))
+    new, step = ipm._update(ops, st, d, 1.0, 1.0)  # delta -> 0: the pattern leaves the cone too
+    assert new.y.dtype == np.float64 and np.array_equal(new.S.sx, ops.slack(new.y).sx)
+    assert dual_feasible(new.S) and np.all(new.y[ops.q:ops.n] > 0) and np.all(new.delta > 0)
+    assert step < 1.0
+    far = ipm._Direction(dy=1e6 * dy, dS=st.S, dP_U=d.dP_U, dQ=d.dQ, ddelta=d.ddelta, dx=d.dx)
+    assert ipm._update(ops, st, far, 1.0, 1.0) is None  # no step tried keeps S definite
 
 
 def _inputs(weights: Weights, seed: int) -> tuple[np.ndarray, np.ndarray]:

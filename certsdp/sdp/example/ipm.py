@@ -226,38 +226,53 @@ def _cast(st: Iterate, dtype: np.dtype) -> Iterate:
                    Q=c(st.Q), delta=c(st.delta), x=c(st.x))
 
 
-def _dual_update(ops: Operators, y: np.ndarray, dy: np.ndarray, ad: float) -> tuple[np.ndarray, Slack] | None:
-    """``y + t dy`` and its ``S`` in float64 for the largest ``t`` in ``ad, 0.8 ad, 0.64 ad, ...`` (at most
-    8 tries) whose ``S`` is positive definite; None if none is."""
-    t = ad
+def _shortened(feasible: Callable[[float], bool], alpha: float) -> float | None:
+    """The largest of ``alpha, 0.8 alpha, 0.64 alpha, ...`` (8 tries) that is ``feasible``, else None."""
     for _ in range(8):
-        y_new = y + t * dy
-        S = ops.slack(y_new)
-        if dual_feasible(S):
-            return y_new, S
-        t *= 0.8
+        if feasible(alpha):
+            return alpha
+        alpha *= 0.8
     return None
+
+
+def _update(ops: Operators, st: Iterate, d: _Direction, ap: float, ad: float) -> tuple[Iterate, float] | None:
+    """``st`` moved along a float32 direction ``d`` in float64: each step is shortened (:func:`_shortened`)
+    until the float64 ``S`` is positive definite with ``y`` positive on the LP rows, and the primal
+    pattern completable with positive LP slacks; None if no step is. Returns the longer step."""
+    f64 = np.float64
+    dy, dP_U, dQ, ddelta, dx = (a.astype(f64) for a in (d.dy, d.dP_U, d.dQ, d.ddelta, d.dx))
+    slacks: dict[float, Slack] = {}
+
+    def dual_ok(t: float) -> bool:
+        y = st.y + t * dy
+        slacks[t] = ops.slack(y)
+        return bool(np.all(y[ops.lp] > 0)) and dual_feasible(slacks[t])
+
+    def primal_ok(t: float) -> bool:
+        return bool(np.all(st.x + t * dx > 0)) and completable(st.P_U + t * dP_U, st.Q + t * dQ,
+                                                               st.delta + t * ddelta)
+
+    td, tp = _shortened(dual_ok, ad), _shortened(primal_ok, ap)
+    if td is None or tp is None:
+        return None
+    return Iterate(y=st.y + td * dy, S=slacks[td], P_U=st.P_U + tp * dP_U, Q=st.Q + tp * dQ,
+                   delta=st.delta + tp * ddelta, x=st.x + tp * dx), max(tp, td)
 
 
 def _iterate(ops: Operators, st: Iterate, ntot: int, low: Operators | None = None
              ) -> tuple[Iterate, float] | None:
     """One predictor-corrector iteration and its longer step length; None when a factorisation fails.
-    With ``low`` (``ops`` in float32) the direction is computed in float32 and applied in float64."""
+    With ``low`` (``ops`` in float32) the direction is computed in float32 and applied in float64
+    (:func:`_update`)."""
     found = _direction(ops, st, ntot) if low is None else _direction(low, _cast(st, np.float32), ntot)
     if found is None:
         return None
     d, ap, ad = found
-    f64 = np.float64
-    dy = d.dy.astype(f64)
-    if low is None:
-        y, S = st.y + ad * dy, ops.slack(st.y + ad * dy)
-    else:
-        update = _dual_update(ops, st.y, dy, ad)
-        if update is None:
-            return None
-        y, S = update
-    return Iterate(y=y, S=S, P_U=st.P_U + ap * d.dP_U.astype(f64), Q=st.Q + ap * d.dQ.astype(f64),
-                   delta=st.delta + ap * d.ddelta.astype(f64), x=st.x + ap * d.dx.astype(f64)), max(ap, ad)
+    if low is not None:
+        return _update(ops, st, d, ap, ad)
+    y = st.y + ad * d.dy
+    return Iterate(y=y, S=ops.slack(y), P_U=st.P_U + ap * d.dP_U, Q=st.Q + ap * d.dQ,
+                   delta=st.delta + ap * d.ddelta, x=st.x + ap * d.dx), max(ap, ad)
 
 
 def _measures(ops: Operators, st: Iterate) -> tuple[float, float, float]:
