@@ -336,7 +336,7 @@ def solve_ipm(ops: Operators, tol: float = 1e-6, max_iter: int = 60, stop: StopR
     feasible primal stops shrinking (rounding: 4 iterations without halving), three steps in a row
     shorter than 0.05, ``max_iter`` iterations, or ``stop(y, dual, primal, residual)``. ``start``: a
     strictly feasible iterate to start from (:func:`warm_start`), else the cold start. ``mixed``: float32
-    directions while the relative gap is above :data:`MIXED_GAP` (module docstring)."""
+    directions far from the optimum (:data:`MIXED_GAP`, :data:`MIXED_RESIDUAL`, module docstring)."""
     st = _initial(ops) if start is None else start
     ntot = ops.n + int(ops.lp.sum())
     low = ops.astype(np.float32) if mixed else None

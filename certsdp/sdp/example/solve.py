@@ -43,7 +43,7 @@ class WarmStart:
 class SolveOptions:
     """``tol``: relative duality gap (and primal residual) at which a target stops; ``max_iter``:
     interior-point iterations per target; ``stop_at_sign``: stop once the sign is decided; ``warm``:
-    start every target from the first target's iterate after :data:`WARM_ITERATIONS` iterations;
+    start every target from :func:`example_start` (:data:`WARM_ITERATIONS` iterations on the mean objective);
     ``mixed``: float32 directions far from the optimum (:mod:`certsdp.sdp.example.ipm`)."""
 
     tol: float = 1e-5
