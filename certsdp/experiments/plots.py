@@ -1,8 +1,8 @@
 """Matplotlib helpers of the figures: eps axes and saving a figure as PNG and PDF.
 
-Saved figures are reproducible files: the PDF's creation date comes from ``SOURCE_DATE_EPOCH`` when it
-is set (the Makefile sets it to 0), so re-running a notebook leaves its PDFs byte-identical; the PNG
-holds no date.
+Saved figures are reproducible files: the PDF's creation date comes from ``SOURCE_DATE_EPOCH``, 0 (1970)
+when it is unset (as the Makefile sets it), so re-running a notebook, under make or not, leaves its
+PDFs byte-identical; the PNG holds no date.
 """
 
 from __future__ import annotations
@@ -68,10 +68,9 @@ def plot_curve(ax: Axes, curve: pd.Series, style: str, **kwargs: object) -> None
 
 
 def pdf_metadata() -> dict[str, object]:
-    """The PDF metadata: ``CreationDate`` from ``SOURCE_DATE_EPOCH`` when set (InputError if not an int)."""
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    if not epoch:
-        return {}
+    """The PDF metadata: ``CreationDate`` from ``SOURCE_DATE_EPOCH``, 0 when unset (InputError if not an
+    int): a figure written outside make is the same file as under make."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH") or "0"
     try:
         seconds = int(epoch)
     except ValueError:
