@@ -10,6 +10,8 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
+from unittest.mock import ANY
 
 import numpy as np
 import pytest
@@ -33,7 +35,7 @@ from certsdp.sdp.example import (
 from certsdp.sdp.example.arrow import Operators
 from certsdp.sdp.example.ipm import solve_ipm
 from certsdp.sdp.example.schur import dual_feasible
-from certsdp.sdp.example.solve import multipliers
+from certsdp.sdp.example.solve import WarmStart, example_start, multipliers
 
 EXACT = {"stop_at_sign": False, "progress": False}
 
@@ -120,13 +122,14 @@ def test_mixed_precision_computes_float32_directions_and_keeps_a_float64_dual_po
     _, _, pr = _problem(4, 10, 12)
     ops = Operators(pr, 0)
     seen: list[np.dtype] = []
-    real = ipm._direction
+    real = ipm.schur_system
 
-    def spy(o, st, ntot):
-        seen.append(st.S.SU.dtype)
-        return real(o, st, ntot)
+    def spy(*args):  # the dtype the Schur complement system is formed (and factored) in
+        M, adj = real(*args)
+        seen.append(M.dtype)
+        return M, adj
 
-    monkeypatch.setattr(ipm, "_direction", spy)
+    monkeypatch.setattr(ipm, "schur_system", spy)
     result = solve_ipm(ops, tol=1e-7, mixed=True)
     assert result.converged and result.y.dtype == np.float64
     assert seen[0] == np.float32 and seen[-1] == np.float64
@@ -134,6 +137,18 @@ def test_mixed_precision_computes_float32_directions_and_keeps_a_float64_dual_po
     seen.clear()
     solve_ipm(ops, tol=1e-7, mixed=False)
     assert set(seen) == {np.dtype(np.float64)}
+
+
+def test_a_warm_start_with_other_rows_is_not_used() -> None:
+    """A shared warm start whose ``x^`` rows differ from the target's is ignored: the target is solved
+    cold, as with no warm start at all."""
+    _, _, pr = _problem(6, 8, 10)
+    options = SolveOptions()
+    warm = example_start(pr, options)
+    assert warm is not None and np.array_equal(warm.rows, Operators(pr, 0).rows)
+    other = WarmStart(iterate=warm.iterate, rows=warm.rows[1:])
+    cold = certify_target(pr, 0, options)
+    assert certify_target(pr, 0, options, other) == replace(cold, seconds=ANY, cpu=ANY)
 
 
 def test_a_float32_step_is_shortened_until_the_float64_iterate_is_interior() -> None:
@@ -232,6 +247,7 @@ def test_stop_at_sign_keeps_the_certified_set_and_upper_where_the_bits() -> None
     ({"tol": "small"}, "tol must be a number"),
     ({"chord": "yes"}, "chord must be true or false"),
     ({"stop_at_sign": 2}, "stop_at_sign must be true or false"),
+    ({"mixed": "yes"}, "mixed must be true or false"),
     ({"batch_size": 4}, "method 'sdp-cert' has no option batch_size"),
 ])
 def test_bad_options_are_one_line_input_errors(options: dict, message: str) -> None:

@@ -16,11 +16,12 @@ lengths, and the corrected direction with the second-order term of
 
 Mixed precision (``mixed=True``, the default): while the relative complementarity gap is above
 :data:`MIXED_GAP`, the direction and its step lengths are computed in float32 (every product and both
-factorisations; about 1.7x faster on one core) and the step is applied to the float64 iterate, whose
-``S`` is recomputed from ``y`` and re-checked positive definite in float64 (the step shortened until it
-is). Closer to the optimum, once the primal residual stops shrinking, or after a float32 iteration
-fails or takes a short step, the iterations are float64: float32 directions stall there. Soundness
-does not depend on the precision: only the float64 dual point is ever certified.
+factorisations) and the step is applied to the float64 iterate: each step is shortened until, in
+float64, ``S = slack(y)`` is positive definite with ``y > 0`` on the LP rows and the primal pattern is
+completable with positive LP slacks. Closer to the optimum, once the primal residual stops
+shrinking, or after a float32 iteration fails or takes a short dual step, the iterations are float64:
+float32 directions stall there. Soundness does not depend on the precision: only the float64 dual
+point is ever certified.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ MIXED_GAP = 1e-3
 #: mixed precision also switches to float64 once an iteration leaves the primal residual above this
 #: fraction of the previous one (float32 directions stall there)
 MIXED_RESIDUAL = 0.9
+#: a step shorter than this is short: three in a row end a solve; a float32 one is redone in float64
+SHORT_STEP = 0.05
 
 #: a Cholesky factor as ``scipy.linalg.cho_factor`` returns it
 Factor = tuple[np.ndarray, bool]
@@ -186,9 +189,10 @@ def _complementarity(ops: Operators, st: Iterate, d: _Direction, ap: float, ad: 
 
 
 def _factor(M: np.ndarray) -> Factor | None:
-    """Cholesky of the Schur complement matrix, with a tiny diagonal shift if rounding broke it."""
+    """Cholesky of the Schur complement matrix, with a tiny diagonal shift if rounding broke it (float64
+    only: a float32 matrix that fails is left to the float64 iteration)."""
     shift, scale = 0.0, float(np.max(np.abs(np.diag(M))))
-    for _ in range(4):
+    for _ in range(4 if M.dtype == np.float64 else 1):
         try:
             return sla.cho_factor(M + shift * np.eye(M.shape[0]) if shift else M, lower=True,
                                   check_finite=False)
@@ -238,24 +242,29 @@ def _shortened(feasible: Callable[[float], bool], alpha: float) -> float | None:
 def _update(ops: Operators, st: Iterate, d: _Direction, ap: float, ad: float) -> tuple[Iterate, float] | None:
     """``st`` moved along a float32 direction ``d`` in float64: each step is shortened (:func:`_shortened`)
     until the float64 ``S`` is positive definite with ``y`` positive on the LP rows, and the primal
-    pattern completable with positive LP slacks; None if no step is. Returns the longer step."""
+    pattern completable with positive LP slacks. None if no step is, or if the dual step (the point
+    that is certified) is shorter than :data:`SHORT_STEP`; else the new iterate and the longer step."""
     f64 = np.float64
     dy, dP_U, dQ, ddelta, dx = (a.astype(f64) for a in (d.dy, d.dP_U, d.dQ, d.ddelta, d.dx))
-    slacks: dict[float, Slack] = {}
+    last: list[Slack] = []
 
     def dual_ok(t: float) -> bool:
         y = st.y + t * dy
-        slacks[t] = ops.slack(y)
-        return bool(np.all(y[ops.lp] > 0)) and dual_feasible(slacks[t])
+        last[:] = [ops.slack(y)]
+        return bool(np.all(y[ops.lp] > 0)) and dual_feasible(last[0])
 
     def primal_ok(t: float) -> bool:
         return bool(np.all(st.x + t * dx > 0)) and completable(st.P_U + t * dP_U, st.Q + t * dQ,
                                                                st.delta + t * ddelta)
 
-    td, tp = _shortened(dual_ok, ad), _shortened(primal_ok, ap)
-    if td is None or tp is None:
+    td = _shortened(dual_ok, ad)
+    if td is None or td < SHORT_STEP:
         return None
-    return Iterate(y=st.y + td * dy, S=slacks[td], P_U=st.P_U + tp * dP_U, Q=st.Q + tp * dQ,
+    S = last[0]
+    tp = _shortened(primal_ok, ap)
+    if tp is None:
+        return None
+    return Iterate(y=st.y + td * dy, S=S, P_U=st.P_U + tp * dP_U, Q=st.Q + tp * dQ,
                    delta=st.delta + tp * ddelta, x=st.x + tp * dx), max(tp, td)
 
 
@@ -315,18 +324,39 @@ def warm_start(ops: Operators, start: Iterate) -> Iterate | None:
     return Iterate(y=y, S=S, P_U=start.P_U, Q=start.Q, delta=start.delta, x=start.x)
 
 
+def _advance(ops: Operators, st: Iterate, ntot: int, low: Operators | None
+             ) -> tuple[tuple[Iterate, float] | None, Operators | None]:
+    """One iteration, in float32 if ``low`` is given, redone in float64 (and float64 from then on:
+    ``low`` returned None) if the float32 one fails or takes a short step."""
+    new = _iterate(ops, st, ntot, low)
+    if low is not None and (new is None or new[1] < SHORT_STEP):
+        return _iterate(ops, st, ntot), None
+    return new, low
+
+
+def _still_low(ops: Operators, st: Iterate, dual: float, res: float, last_res: float) -> bool:
+    """Whether mixed precision stays in float32: far from the optimum (:data:`MIXED_GAP`) and the primal
+    residual still shrinking (:data:`MIXED_RESIDUAL`)."""
+    return (_complementarity_gap(ops, st) > MIXED_GAP * (1.0 + abs(dual))
+            and res <= MIXED_RESIDUAL * last_res)
+
+
 def snapshot(ops: Operators, iterations: int, mixed: bool = True) -> Iterate | None:
-    """The iterate after ``iterations`` steps from the cold start (a warm start for the other targets)."""
+    """The iterate after ``iterations`` steps from the cold start (a warm start for the other targets),
+    with the precision rules of :func:`solve_ipm`."""
     st = _initial(ops)
     ntot = ops.n + int(ops.lp.sum())
     low = ops.astype(np.float32) if mixed else None
+    last_res = math.inf
     for _ in range(iterations):
-        new = _iterate(ops, st, ntot, low)
-        if new is None and low is not None:
-            low, new = None, _iterate(ops, st, ntot)
+        new, low = _advance(ops, st, ntot, low)
         if new is None:
             return None
         st = new[0]
+        if low is not None:
+            dual, _, res = _measures(ops, st)
+            low = low if _still_low(ops, st, dual, res, last_res) else None
+            last_res = res
     return st
 
 
@@ -343,20 +373,15 @@ def solve_ipm(ops: Operators, tol: float = 1e-6, max_iter: int = 60, stop: StopR
     converged, it, stall, best, short, last_res = False, 0, 0, math.inf, 0, math.inf
     while it < max_iter:
         it += 1
-        new = _iterate(ops, st, ntot, low)
-        if new is not None and low is not None and new[1] < 0.05:
-            new = None  # a short float32 step: float64 from here on
-        if new is None and low is not None:
-            low, new = None, _iterate(ops, st, ntot)
+        new, low = _advance(ops, st, ntot, low)
         if new is None:
             break
         st, step = new
-        short = short + 1 if step < 0.05 else 0
+        short = short + 1 if step < SHORT_STEP else 0
         if short >= 3:  # stuck (e.g. a warm start too close to the boundary)
             break
         dual, primal, res = _measures(ops, st)
-        if low is not None and (_complementarity_gap(ops, st) <= MIXED_GAP * (1.0 + abs(dual))
-                                or res > MIXED_RESIDUAL * last_res):
+        if low is not None and not _still_low(ops, st, dual, res, last_res):
             low = None  # near the optimum, or float32 no longer reduces the primal residual
         last_res = res
         if stop is not None and stop(st.y, dual, primal, res):

@@ -146,22 +146,23 @@ def certify_target(problem: ExampleSDP, k: int, options: SolveOptions, warm: War
     return result
 
 
-def mean_objective(problem: ExampleSDP) -> ExampleSDP:
+def _mean_objective(problem: ExampleSDP) -> ExampleSDP:
     """``problem`` with one target whose objective is the mean of its targets' objectives (the targets
-    share every constraint and differ only in row 0 of ``C``)."""
+    share every constraint and differ only in row 0 of ``C``). Only :class:`Operators` reads it: the
+    certificate's error terms (``ox_abs``, ``const_abs``, ``objective_error``) are not averaged."""
     return replace(problem, ox=problem.ox.mean(axis=0)[None], oz=problem.oz.mean(axis=0)[None],
                    const=problem.const.mean(keepdims=True), targets=problem.targets[:1])
 
 
 def example_start(problem: ExampleSDP, options: SolveOptions) -> WarmStart | None:
     """The warm start shared by the targets of ``problem``: the iterate after :data:`WARM_ITERATIONS`
-    iterations of the SDP whose objective is the targets' mean (:func:`mean_objective`). It depends on
+    iterations of the SDP whose objective is the targets' mean (:func:`_mean_objective`). It depends on
     no single target, so every target's result is the same whichever targets are solved; on the paper's
     SDP-NN it is closer to each target's path than the first target's iterate was (fewer iterations in
     all, see ``docs/sdp-cert.md``). None without unstable units or with ``warm=False``."""
     if not options.warm or problem.p == 0:
         return None
-    ops = Operators(mean_objective(problem), 0)
+    ops = Operators(_mean_objective(problem), 0)
     iterate = snapshot(ops, WARM_ITERATIONS, options.mixed)
     return None if iterate is None else WarmStart(iterate=iterate, rows=ops.rows)
 
