@@ -130,3 +130,18 @@ def test_bound_options_reach_the_bound(net_and_inputs, tmp_path: Path, capsys) -
                      "--inputs", str(inputs), "--no-progress", "--bound-option", bad]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "error" in err
+
+
+def test_ctrl_c_is_one_line_exit_130(net_and_inputs, tmp_path: Path, capsys, monkeypatch) -> None:
+    """An interrupted command (Ctrl-C in a long run) prints one line, no traceback, and exits 130."""
+    import certsdp.cli.certify as certify_cli
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(certify_cli, "certify", interrupted)
+    net, inputs = net_and_inputs
+    rc = main(["certify", "--weights", str(net), "--eps", "0.01", "--method", "lp", "--inputs", str(inputs),
+               "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 130 and "interrupted" in err and "\n" not in err and "Traceback" not in err

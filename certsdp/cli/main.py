@@ -131,6 +131,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TrainingDiverged as exc:
         print(f"certsdp {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 3
+    except KeyboardInterrupt:  # Ctrl-C: what a long job finished is on disk; no traceback
+        print(f"certsdp {args.command}: interrupted; finished results are kept (the same command resumes "
+              "where it can)", file=sys.stderr)
+        return 130
 
 
 def _one_line(exc: Exception) -> str:
