@@ -98,8 +98,8 @@ def _overrides(args: argparse.Namespace, name: str) -> dict[str, tuple[str, obje
                              "radius; --eps applies to the SDP, AT and LP configurations")
         overrides[field] = ("--eps", args.eps)
     flags = (("at_clip", "--at-clip", args.at_clip or None), ("at_keep", "--at-keep", args.at_keep),
-                   ("at_weight", "--at-weight", args.at_weight),
-                   ("loss_reduction", "--loss-reduction", args.loss_reduction))
+             ("at_weight", "--at-weight", args.at_weight),
+             ("loss_reduction", "--loss-reduction", args.loss_reduction))
     for field, flag, value in flags:
         if value is not None:
             overrides[field] = (flag, value)

@@ -201,6 +201,11 @@ def _factor(M: np.ndarray) -> Factor | None:
     return None
 
 
+def _complementarity_gap(ops: Operators, st: Iterate) -> float:
+    """``<S, P> + x^T s``: the duality gap of a primal-feasible iterate (``n mu``)."""
+    return st.S.inner(st.P_U, st.Q, st.delta) + float(st.x @ st.y[ops.lp])
+
+
 def _direction(ops: Operators, st: Iterate, ntot: int) -> tuple[_Direction, float, float] | None:
     """One predictor-corrector direction and its primal and dual step lengths, in the precision of
     ``ops`` and ``st``; None when a factorisation fails."""
@@ -213,7 +218,7 @@ def _direction(ops: Operators, st: Iterate, ntot: int) -> tuple[_Direction, floa
     factor = _factor(M)
     if factor is None:
         return None
-    mu = (st.S.inner(st.P_U, st.Q, st.delta) + float(st.x @ s)) / ntot
+    mu = _complementarity_gap(ops, st) / ntot
     aff, prod = _affine(ops, st, Sig, P, factor, s)
     ap, ad = _primal_step(st, aff, 3), _dual_step(ops, st, aff, 3)
     sigma = min(1.0, max(0.0, _complementarity(ops, st, aff, ap, ad) / (ntot * mu))) ** 3
@@ -292,11 +297,6 @@ def _measures(ops: Operators, st: Iterate) -> tuple[float, float, float]:
     return float(ops.b @ st.y), ops.objective(st.P_U, st.Q, st.delta), res
 
 
-def _complementarity_gap(ops: Operators, st: Iterate) -> float:
-    """``<S, P> + x^T s``: the duality gap of a primal-feasible iterate (``n mu``)."""
-    return st.S.inner(st.P_U, st.Q, st.delta) + float(st.x @ st.y[ops.lp])
-
-
 def _row0_margin(S: Slack) -> float:
     """``S_00 - r^T S_rest^{-1} r``, the Schur complement of the ``(0, 0)`` entry (``S_rest`` definite)."""
     cx, Sz, Sxz = S.sx, S.SU[1:, 1:], S.SxU[:, 1:]
@@ -327,9 +327,9 @@ def warm_start(ops: Operators, start: Iterate) -> Iterate | None:
 def _advance(ops: Operators, st: Iterate, ntot: int, low: Operators | None
              ) -> tuple[tuple[Iterate, float] | None, Operators | None]:
     """One iteration, in float32 if ``low`` is given, redone in float64 (and float64 from then on:
-    ``low`` returned None) if the float32 one fails or takes a short step."""
+    ``low`` returned None) if the float32 one fails or takes a short dual step (:func:`_update`)."""
     new = _iterate(ops, st, ntot, low)
-    if low is not None and (new is None or new[1] < SHORT_STEP):
+    if low is not None and new is None:
         return _iterate(ops, st, ntot), None
     return new, low
 
